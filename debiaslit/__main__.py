@@ -1,0 +1,3 @@
+from debiaslit.cli import main
+
+main()

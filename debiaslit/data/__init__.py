@@ -1,0 +1,6 @@
+"""Shared DataModules, readers and generators (one example schema: ``NLIExample``)."""
+
+from debiaslit.data.nli_datamodule import NLIDataModule, NLISource
+from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample
+
+__all__ = ["HANS_HEURISTICS", "HANS_LABELS", "NLI_LABELS", "NLIDataModule", "NLIExample", "NLISource"]

@@ -1,0 +1,278 @@
+"""One NLI DataModule for every method: a training source, several named evaluation sets."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample
+from debiaslit.errors import ConfigError, DataFormatError
+
+SOURCE_KINDS = ("file", "hub", "hans_file", "hans_generated", "shortcut_synthetic")
+
+
+@dataclass
+class NLISource:
+    """Where one split comes from.
+
+    ``kind``: ``file`` (GLUE tsv, MultiNLI/SNLI jsonl or the MNLI dev-correctness tsv; ``path``),
+    ``hub`` (``path`` = Hub dataset ``nyu-mll/glue`` (MNLI), ``nyu-mll/multi_nli`` or
+    ``stanfordnlp/snli``, with ``split``), ``hans_file``
+    (official ``heuristics_evaluation_set.txt``), ``hans_generated`` (our HANS-style generator,
+    ``n`` per subcase) or ``shortcut_synthetic`` (``n`` pairs whose word overlap predicts the
+    label at ``shortcut_rate``). ``limit`` keeps a seeded random subset of that many examples.
+    """
+
+    kind: str = "file"
+    path: str | None = None
+    split: str | None = None
+    format: str = "auto"
+    n: int = 1000
+    shortcut_rate: float = 0.9
+    seed: int = 0
+    limit: int | None = None
+
+
+def load_source(source: NLISource, name: str) -> list[NLIExample]:
+    """Read or generate the examples of one source; ``name`` labels errors and example ids."""
+    from debiaslit.data import hans, nli_readers, synthetic
+
+    if source.kind not in SOURCE_KINDS:
+        raise ConfigError(
+            f"data source '{name}': unknown kind '{source.kind}'; expected one of {SOURCE_KINDS}"
+        )
+    if source.kind in ("file", "hub", "hans_file") and not source.path:
+        raise ConfigError(f"data source '{name}': kind '{source.kind}' needs `path`")
+    if source.kind == "file":
+        result = nli_readers.read_nli_file(source.path, fmt=source.format)
+        examples, skipped = result.examples, result.skipped
+    elif source.kind == "hub":
+        result = nli_readers.load_nli_from_hub(source.path, split=source.split or "train")
+        examples, skipped = result.examples, result.skipped
+    elif source.kind == "hans_file":
+        examples, skipped = hans.read_hans(source.path), {}
+    elif source.kind == "hans_generated":
+        examples, skipped = hans.generate_hans_like(n_per_subcase=source.n, seed=source.seed), {}
+    else:
+        examples = synthetic.generate_shortcut_nli(
+            n=source.n, shortcut_rate=source.shortcut_rate, seed=source.seed, source=name
+        )
+        skipped = {}
+    for reason, count in skipped.items():
+        rank_zero_info(f"[debiaslit] {name}: dropped {count} rows ({reason})")
+    if source.limit is not None:
+        if source.limit < 1:
+            raise ConfigError(f"data source '{name}': limit must be >= 1, got {source.limit}")
+        if source.limit < len(examples):
+            examples = random.Random(source.seed).sample(examples, source.limit)
+            examples.sort(key=lambda e: e.uid)
+    if not examples:
+        dropped = (
+            ", ".join(f"{count} by filter {reason}" for reason, count in skipped.items()) or "none dropped"
+        )
+        raise DataFormatError(
+            f"data source '{name}' ({source.kind} {source.path or ''}) yielded no examples ({dropped})"
+        )
+    return examples
+
+
+class EncodedNLI(Dataset):
+    """Tokenised pairs with integer labels and evaluation groups; items are plain dicts."""
+
+    def __init__(
+        self,
+        name: str,
+        examples: Sequence[NLIExample],
+        tokenizer: Any,
+        max_length: int,
+    ) -> None:
+        self.name = name
+        self.examples = list(examples)
+        labels = {e.label for e in self.examples}
+        self.is_hans = "non-entailment" in labels or any(e.heuristic for e in self.examples)
+        space = HANS_LABELS if self.is_hans else NLI_LABELS
+        unknown = sorted(labels - set(space))
+        if unknown:
+            raise DataFormatError(
+                f"evaluation set '{name}': labels {unknown} do not belong to the label set {space}"
+            )
+        self.label_names = space
+        if self.is_hans:
+            self.group_names = [f"{h}/{lab}" for h in HANS_HEURISTICS for lab in HANS_LABELS]
+            group_of = {g: i for i, g in enumerate(self.group_names)}
+            self.groups = [group_of[f"{e.heuristic}/{e.label}"] for e in self.examples]
+            self.subgroup_names = sorted({f"{e.heuristic}/{e.label}/{e.subcase}" for e in self.examples})
+            sub_of = {g: i for i, g in enumerate(self.subgroup_names)}
+            self.subgroups = [sub_of[f"{e.heuristic}/{e.label}/{e.subcase}"] for e in self.examples]
+        else:
+            self.group_names = list(NLI_LABELS)
+            self.groups = [NLI_LABELS.index(e.label) for e in self.examples]
+            # generated data marks shortcut-aligned / -conflicting pairs in `subcase`: report both
+            has_subcase = all(e.subcase for e in self.examples)
+            self.subgroup_names = sorted({e.subcase for e in self.examples}) if has_subcase else []
+            self.subgroups = [
+                self.subgroup_names.index(e.subcase) if has_subcase else 0 for e in self.examples
+            ]
+        self.labels = [space.index(e.label) for e in self.examples]
+        self.encodings = tokenizer(
+            [e.premise for e in self.examples],
+            [e.hypothesis for e in self.examples],
+            truncation=True,
+            max_length=max_length,
+        )
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {k: v[i] for k, v in self.encodings.items()}
+        item.update(labels=self.labels[i], groups=self.groups[i], subgroups=self.subgroups[i], index=i)
+        return item
+
+
+class PadCollator:
+    """Pads token fields to the longest item in the batch; everything else becomes a tensor."""
+
+    TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(it["input_ids"]) for it in items)
+        batch: dict[str, torch.Tensor] = {}
+        for key in items[0]:
+            if key in self.TOKEN_FIELDS:
+                pad = self.pad_token_id if key == "input_ids" else 0
+                rows = [list(it[key]) + [pad] * (width - len(it[key])) for it in items]
+                batch[key] = torch.tensor(rows, dtype=torch.long)
+            else:
+                batch[key] = torch.tensor([it[key] for it in items])
+        return batch
+
+
+class NLIDataModule(pl.LightningDataModule):
+    """Training pairs plus any number of named evaluation sets (e.g. MNLI-m dev and HANS).
+
+    Evaluation loaders use an unrepeated distributed sampler so that under DDP every example is
+    evaluated exactly once; the training sampler is a seeded ``DistributedSampler`` in every
+    process count, so 1 process at batch 2B sees the same global batches as 2 processes at B.
+    The CLI sets ``use_distributed_sampler: false`` so that Lightning keeps these samplers.
+    """
+
+    def __init__(
+        self,
+        train: NLISource | None = None,
+        eval_sets: dict[str, NLISource] | None = None,
+        heldout_fraction: float = 0.0,
+        heldout_name: str = "heldout",
+        tokenizer: str = "tiny-bert",
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= heldout_fraction < 1.0:
+            raise ConfigError(f"data.heldout_fraction must lie in [0, 1), got {heldout_fraction}")
+        if train is None and not eval_sets:
+            raise ConfigError("data: give a `train` source, `eval_sets`, or both")
+        self.save_hyperparameters()
+        self.train_source = train
+        self.eval_sources = dict(eval_sets or {})
+        if heldout_fraction > 0 and heldout_name in self.eval_sources:
+            raise ConfigError(f"data.heldout_name '{heldout_name}' clashes with an entry of data.eval_sets")
+        self.train_set: EncodedNLI | None = None
+        self.eval_datasets: dict[str, EncodedNLI] = {}
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from debiaslit.backbones import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.hparams.tokenizer)
+        return self._tokenizer
+
+    @property
+    def eval_names(self) -> list[str]:
+        """Evaluation set names in dataloader order (available after ``setup``)."""
+        return list(self.eval_datasets)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.eval_datasets or (self.train_set is not None):
+            return
+        hp = self.hparams
+        eval_examples: dict[str, list[NLIExample]] = {}
+        if self.train_source is not None:
+            train = load_source(self.train_source, "train")
+            if hp.heldout_fraction > 0:
+                from debiaslit.data.nli_readers import split_train_val
+
+                train, heldout = split_train_val(train, hp.heldout_fraction, seed=hp.seed)
+                eval_examples[hp.heldout_name] = heldout
+            self.train_set = EncodedNLI("train", train, self.tokenizer, hp.max_length)
+            if self.train_set.is_hans:
+                raise ConfigError("data.train: HANS-style binary data cannot train a 3-way NLI model")
+            counts = Counter(e.label for e in train)
+            rank_zero_info(f"[debiaslit] train: {len(train)} pairs {dict(sorted(counts.items()))}")
+        for name, source in self.eval_sources.items():
+            eval_examples[name] = load_source(source, name)
+        for name, examples in eval_examples.items():
+            self.eval_datasets[name] = EncodedNLI(name, examples, self.tokenizer, hp.max_length)
+            rank_zero_info(f"[debiaslit] eval set '{name}': {len(examples)} pairs")
+
+    def _collate(self) -> PadCollator:
+        return PadCollator(self.tokenizer.pad_token_id or 0)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            raise ConfigError("data.train is not set: `fit` needs a training source")
+        world, rank = self._world()
+        sampler = DistributedSampler(
+            self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed
+        )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            collate_fn=self._collate(),
+            num_workers=self.hparams.num_workers,
+        )
+
+    def _eval_loaders(self) -> list[DataLoader]:
+        if not self.eval_datasets:
+            raise ConfigError(
+                "data.eval_sets is empty and no heldout split was requested: nothing to evaluate"
+            )
+        world, rank = self._world()
+        return [
+            DataLoader(
+                ds,
+                batch_size=self.hparams.eval_batch_size,
+                sampler=UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False),
+                collate_fn=self._collate(),
+                num_workers=self.hparams.num_workers,
+            )
+            for ds in self.eval_datasets.values()
+        ]
+
+    val_dataloader = _eval_loaders
+    test_dataloader = _eval_loaders
+    predict_dataloader = _eval_loaders
