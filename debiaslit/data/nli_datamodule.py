@@ -140,19 +140,20 @@ class EncodedNLI(Dataset):
 
 
 class PadCollator:
-    """Pads token fields to the longest item in the batch; everything else becomes a tensor."""
+    """Pads every token-list field to the longest item in the batch; scalars become tensors.
 
-    TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
+    Fields ending in ``input_ids`` are padded with the tokenizer's pad id, other lists with 0.
+    """
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(it["input_ids"]) for it in items)
         batch: dict[str, torch.Tensor] = {}
-        for key in items[0]:
-            if key in self.TOKEN_FIELDS:
-                pad = self.pad_token_id if key == "input_ids" else 0
+        for key, first in items[0].items():
+            if isinstance(first, list):
+                width = max(len(it[key]) for it in items)
+                pad = self.pad_token_id if key.endswith("input_ids") else 0
                 rows = [list(it[key]) + [pad] * (width - len(it[key])) for it in items]
                 batch[key] = torch.tensor(rows, dtype=torch.long)
             else:
