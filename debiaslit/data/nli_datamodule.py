@@ -140,20 +140,23 @@ class EncodedNLI(Dataset):
 
 
 class PadCollator:
-    """Pads every token-list field to the longest item in the batch; scalars become tensors.
+    """Pads token fields (``input_ids``, ``attention_mask``, ``token_type_ids``, also with a suffix
+    such as ``input_ids_male``) to the longest item in the batch; other fields become tensors as is.
 
-    Fields ending in ``input_ids`` are padded with the tokenizer's pad id, other lists with 0.
+    ``input_ids`` are padded with the tokenizer's pad id, the other token fields with 0.
     """
+
+    TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = {}
-        for key, first in items[0].items():
-            if isinstance(first, list):
+        for key in items[0]:
+            if key.startswith(self.TOKEN_FIELDS):
                 width = max(len(it[key]) for it in items)
-                pad = self.pad_token_id if key.endswith("input_ids") else 0
+                pad = self.pad_token_id if key.startswith("input_ids") else 0
                 rows = [list(it[key]) + [pad] * (width - len(it[key])) for it in items]
                 batch[key] = torch.tensor(rows, dtype=torch.long)
             else:
