@@ -10,7 +10,6 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 import debiaslit.data  # noqa: F401  (registers DataModules for short class names)
 import debiaslit.models  # noqa: F401  (registers methods for short class names)
 from debiaslit.callbacks import RunCheckpoint
-from debiaslit.models.base import DebiasModule
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "logger": {
@@ -33,7 +32,8 @@ class DebiasCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
-        super().__init__(DebiasModule, pl.LightningDataModule, *args, **kwargs)
+        # any LightningModule / DataModule: the methods (DebiasModule subclasses) and analysis modules
+        super().__init__(pl.LightningModule, pl.LightningDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -14,6 +16,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from debiaslit.bias.spec import BiasModelSpec
 from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample
 from debiaslit.errors import ConfigError, DataFormatError
 
@@ -85,8 +88,20 @@ def load_source(source: NLISource, name: str) -> list[NLIExample]:
     return examples
 
 
+def _examples_key(examples: Sequence[NLIExample]) -> str:
+    """Short hash of ids, texts and labels: a cache file name that changes when the data does."""
+    digest = hashlib.sha1()
+    for e in examples:
+        digest.update(f"{e.uid}\t{e.premise}\t{e.hypothesis}\t{e.label}\n".encode())
+    return digest.hexdigest()[:10]
+
+
 class EncodedNLI(Dataset):
-    """Tokenised pairs with integer labels and evaluation groups; items are plain dicts."""
+    """Tokenised pairs with integer labels and evaluation groups; items are plain dicts.
+
+    ``extras`` holds per-example tensors (``bias_probs``, ``teacher_probs``: [N, K] in ``NLI_LABELS``
+    order) that every item carries as lists, so batches carry them as tensors.
+    """
 
     def __init__(
         self,
@@ -123,6 +138,7 @@ class EncodedNLI(Dataset):
                 self.subgroup_names.index(e.subcase) if has_subcase else 0 for e in self.examples
             ]
         self.labels = [space.index(e.label) for e in self.examples]
+        self.extras: dict[str, torch.Tensor] = {}
         self.encodings = tokenizer(
             [e.premise for e in self.examples],
             [e.hypothesis for e in self.examples],
@@ -136,6 +152,7 @@ class EncodedNLI(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = {k: v[i] for k, v in self.encodings.items()}
         item.update(labels=self.labels[i], groups=self.groups[i], subgroups=self.subgroups[i], index=i)
+        item.update({key: values[i].tolist() for key, values in self.extras.items()})
         return item
 
 
@@ -171,6 +188,12 @@ class NLIDataModule(pl.LightningDataModule):
     evaluated exactly once; the training sampler is a seeded ``DistributedSampler`` in every
     process count, so 1 process at batch 2B sees the same global batches as 2 processes at B.
     The CLI sets ``use_distributed_sampler: false`` so that Lightning keeps these samplers.
+
+    ``bias`` (a :class:`~debiaslit.bias.BiasModelSpec`) attaches a bias model's probabilities to the
+    training batches (cross-fitted, out of sample by default) and to the evaluation batches (a model
+    trained on the whole training set) as ``bias_probs``; ``teacher`` attaches ``teacher_probs`` to the
+    training batches (confidence regularisation). Both are computed once, on rank 0 under DDP, and cached
+    by example id; the bias model's accuracy and ECE per split are printed and logged (``bias/...``).
     """
 
     def __init__(
@@ -185,6 +208,8 @@ class NLIDataModule(pl.LightningDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        bias: BiasModelSpec | None = None,
+        teacher: BiasModelSpec | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= heldout_fraction < 1.0:
@@ -196,8 +221,15 @@ class NLIDataModule(pl.LightningDataModule):
         self.eval_sources = dict(eval_sets or {})
         if heldout_fraction > 0 and heldout_name in self.eval_sources:
             raise ConfigError(f"data.heldout_name '{heldout_name}' clashes with an entry of data.eval_sets")
+        self.model_specs: dict[str, BiasModelSpec] = {}
+        for role, spec in (("bias", bias), ("teacher", teacher)):
+            if spec is not None:
+                spec = BiasModelSpec(**spec) if isinstance(spec, dict) else spec
+                spec.validate(f"data.{role}")
+                self.model_specs[role] = spec
         self.train_set: EncodedNLI | None = None
         self.eval_datasets: dict[str, EncodedNLI] = {}
+        self.bias_reports: dict[str, dict[str, dict[str, Any]]] = {}
         self._tokenizer = None
 
     @property
@@ -235,6 +267,64 @@ class NLIDataModule(pl.LightningDataModule):
         for name, examples in eval_examples.items():
             self.eval_datasets[name] = EncodedNLI(name, examples, self.tokenizer, hp.max_length)
             rank_zero_info(f"[debiaslit] eval set '{name}': {len(examples)} pairs")
+        for role, spec in self.model_specs.items():
+            self._attach_model_probs(role, spec, f"{role}_probs")
+
+    def _cache_path(self, role: str, spec: BiasModelSpec, data_key: str) -> Path | None:
+        if spec.cache != "auto":
+            return Path(spec.cache) if spec.cache else None
+        root = getattr(getattr(self.trainer, "logger", None), "root_dir", None)
+        if root is None:
+            return None
+        return (
+            Path(root)
+            / "bias_cache"
+            / f"{role}-{spec.kind}-{spec.fingerprint(self.hparams.tokenizer)}-{data_key}.json"
+        )
+
+    def _attach_model_probs(self, role: str, spec: BiasModelSpec, field: str) -> None:
+        """Compute (rank 0 first, others then read its cache) and attach one model's probabilities."""
+        from debiaslit.bias.build import TRAIN, compute_bias_probs
+
+        if self.train_set is None:
+            raise ConfigError(f"data.{role} needs a training source (data.train) to fit or align on")
+        train = self.train_set.examples
+        evals = {name: ds.examples for name, ds in self.eval_datasets.items()} if role == "bias" else {}
+        data_key = _examples_key([*train, *(e for ex in evals.values() for e in ex)])
+        cache = self._cache_path(role, spec, data_key)
+        world, rank = self._world()
+
+        def run() -> Any:
+            return compute_bias_probs(
+                spec, train, evals, backbone=self.hparams.tokenizer, cache_path=cache, option=f"data.{role}"
+            )
+
+        if world > 1 and cache is not None:  # rank 0 fits and writes the cache, the others read it
+            result = run() if rank == 0 else None
+            self.trainer.strategy.barrier(f"debiaslit_{role}_probs")
+            result = result or run()
+        else:
+            result = run()
+        self.train_set.extras[field] = result.probs[TRAIN]
+        for name, probs in result.probs.items():
+            if name != TRAIN:
+                self.eval_datasets[name].extras[field] = probs
+        self.bias_reports[role] = result.report
+        origin = f"cache {result.cache_path}" if result.from_cache else f"{spec.kind}, {spec.folds} fold(s)"
+        for split, rep in result.report.items():
+            rank_zero_info(
+                f"[debiaslit] {role} model ({origin}) on {split}: acc {rep['acc']:.4f}, ECE {rep['ece']:.4f}"
+                + (f", out of sample: {rep['out_of_sample']}" if "out_of_sample" in rep else "")
+            )
+        logger = getattr(self.trainer, "logger", None)
+        if logger is not None:
+            metrics = {
+                f"{role}/{s}/{k}": float(v)
+                for s, r in result.report.items()
+                for k, v in r.items()
+                if k in ("acc", "ece")
+            }
+            logger.log_metrics(metrics, step=0)
 
     def _collate(self) -> PadCollator:
         return PadCollator(self.tokenizer.pad_token_id or 0)

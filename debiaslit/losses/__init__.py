@@ -7,5 +7,22 @@ batch lacks raises a clear error.
 """
 
 from debiaslit.losses.base import ClassificationLoss, CrossEntropy
+from debiaslit.losses.bias_aware import (
+    BiasAwareLoss,
+    ConfidenceRegularization,
+    LearnedMixin,
+    ProductOfExperts,
+    Reweight,
+    anneal_probs,
+)
 
-__all__ = ["ClassificationLoss", "CrossEntropy"]
+__all__ = [
+    "BiasAwareLoss",
+    "ClassificationLoss",
+    "ConfidenceRegularization",
+    "CrossEntropy",
+    "LearnedMixin",
+    "ProductOfExperts",
+    "Reweight",
+    "anneal_probs",
+]

@@ -17,6 +17,21 @@ from debiaslit.metrics.results_table import EvalResult, write_results
 
 HANS_MAPPINGS = ("argmax", "prob_sum")
 TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
+#: Architectures read left to right: their summary of a sequence is the last attended token.
+_LAST_TOKEN_POOLED = ("gpt2", "gpt_neox")
+
+
+def pooled_features(
+    hidden: torch.Tensor, attention_mask: torch.Tensor | None, model: nn.Module
+) -> torch.Tensor:
+    """One vector per sequence from the last hidden layer: [CLS] (position 0) for encoders, the last
+    attended token for decoders. Used as h(x) by losses that need features (learned-mixin)."""
+    if getattr(model.config, "model_type", "") not in _LAST_TOKEN_POOLED:
+        return hidden[:, 0]
+    if attention_mask is None:
+        return hidden[:, -1]
+    last = attention_mask.long().sum(1) - 1
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
 class DebiasModule(pl.LightningModule):
@@ -62,16 +77,35 @@ class DebiasModule(pl.LightningModule):
         self.loss = loss if loss is not None else CrossEntropy()
         from debiaslit.backbones import load_backbone
 
-        self.model, _ = load_backbone(backbone, task="sequence-classification", num_labels=num_labels)
+        # new heads (and tiny models) are initialised from the run's seed (seed_everything), not a constant
+        self.model, _ = load_backbone(
+            backbone, task="sequence-classification", num_labels=num_labels, seed=torch.initial_seed()
+        )
+        # from_pretrained returns the model in eval mode and Lightning keeps each submodule's mode, so
+        # without this, dropout would stay off during training
+        self.model.train()
         if dropout is not None:
             for module in self.model.modules():
                 if isinstance(module, nn.Dropout):
                     module.p = dropout
+        bind = getattr(self.loss, "bind_backbone", None)
+        if bind is not None:  # losses with parameters sized by the backbone (learned-mixin's gate)
+            bind(self.model.config.hidden_size)
         if init_weights_from:
             self._load_weights(init_weights_from)
+        self._features: tuple[torch.Tensor, torch.Tensor] | None = None
         self.eval_metrics = nn.ModuleDict()
         self.eval_subgroup_metrics = nn.ModuleDict()
         self._eval_sets: list[Any] = []
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Drop saved loss parameters the configured loss lacks (the loss is not a hyper-parameter:
+        ``ERM.load_from_checkpoint(path)`` of a learned-mixin run predicts with the main model only;
+        pass ``loss=LearnedMixin(...)`` to restore the gate too)."""
+        own = set(self.state_dict())
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("loss.") and k not in own]:
+            del state[key]
 
     def _load_weights(self, path: str) -> None:
         if not Path(path).is_file():
@@ -83,10 +117,27 @@ class DebiasModule(pl.LightningModule):
     # ----------------------------------------------------------------------------------- model
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: batch[k] for k in TOKEN_FIELDS if k in batch}
-        return self.model(**inputs).logits
+        if not (self.training and "features" in self.loss.requires):
+            return self.model(**inputs).logits
+        out = self.model(**inputs, output_hidden_states=True)
+        features = pooled_features(out.hidden_states[-1], batch.get("attention_mask"), self.model)
+        self._features = (out.logits, features)  # only ever used with these very logits
+        return out.logits
 
     def training_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The method's objective: the configured loss on the gold labels."""
+        """The method's objective: the configured loss on the gold labels.
+
+        A loss that requires ``features`` gets the pooled last hidden state of the forward pass that
+        produced ``logits`` (see :func:`pooled_features`); a loss with ``set_progress`` (annealing)
+        gets ``global_step / estimated_stepping_batches``.
+        """
+        if "features" in self.loss.requires and "features" not in batch and self._features is not None:
+            (produced_with, features), self._features = self._features, None
+            if produced_with is logits:
+                batch = {**batch, "features": features}
+        set_progress = getattr(self.loss, "set_progress", None)
+        if set_progress is not None and self._trainer is not None:
+            set_progress(self.trainer.global_step / max(1, int(self.trainer.estimated_stepping_batches)))
         missing = [k for k in self.loss.requires if k not in batch]
         if missing:
             raise ConfigError(

@@ -1,0 +1,150 @@
+"""Trainable bias models: ``fit(examples)`` then ``predict(examples) -> [N, 3]`` in ``NLI_LABELS`` order."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from debiaslit.bias.features import hans_features
+from debiaslit.bias.logistic import LogisticRegression
+from debiaslit.data.schema import NLI_LABELS, NLIExample
+from debiaslit.errors import ConfigError
+
+ENTAILMENT = NLI_LABELS.index("entailment")
+
+
+class BiasModel(Protocol):
+    def fit(self, examples: Sequence[NLIExample]) -> None: ...
+
+    def predict(self, examples: Sequence[NLIExample]) -> torch.Tensor: ...
+
+
+class HansFeatureModel:
+    """Hand-crafted HANS features + logistic regression (Clark et al. 2019).
+
+    ``binary``: entailment vs non-entailment, expanded to 3 classes as ``[p_ent, p_non/2, p_non/2]``
+    (Clark's expansion); ``three_way``: a 3-class LR.
+    """
+
+    def __init__(self, classes: str = "binary", c: float = 100.0) -> None:
+        self.binary = classes == "binary"
+        self.lr = LogisticRegression(2 if self.binary else len(NLI_LABELS), c=c, balanced=True)
+
+    @staticmethod
+    def features(examples: Sequence[NLIExample]) -> torch.Tensor:
+        return torch.tensor([hans_features(e.premise, e.hypothesis) for e in examples], dtype=torch.float64)
+
+    def fit(self, examples: Sequence[NLIExample]) -> None:
+        labels = torch.tensor([NLI_LABELS.index(e.label) for e in examples])
+        if self.binary:
+            labels = (labels != ENTAILMENT).long()
+        self.lr.fit(self.features(examples), labels)
+
+    def predict(self, examples: Sequence[NLIExample]) -> torch.Tensor:
+        probs = self.lr.predict_proba(self.features(examples)).float()
+        if not self.binary:
+            return probs
+        out = (probs[:, 1:2] / (len(NLI_LABELS) - 1)).repeat(1, len(NLI_LABELS))
+        out[:, ENTAILMENT] = probs[:, 0]
+        return out
+
+
+class BackboneBiasModel:
+    """A transformer fine-tuned briefly with a plain loop (hypothesis-only, shallow model or teacher).
+
+    ``inputs``: ``pair`` (premise + hypothesis) or ``hypothesis`` (hypothesis only). Fresh weights are
+    loaded for every ``fit``, so cross-fitted folds never share a model.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        inputs: str = "pair",
+        epochs: int = 3,
+        lr: float = 5e-5,
+        batch_size: int = 32,
+        max_length: int = 128,
+        seed: int = 0,
+    ) -> None:
+        self.backbone, self.inputs = backbone, inputs
+        self.epochs, self.lr, self.batch_size, self.max_length, self.seed = (
+            epochs,
+            lr,
+            batch_size,
+            max_length,
+            seed,
+        )
+        self.model = self.tokenizer = None
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _encode(self, examples: Sequence[NLIExample]) -> dict[str, torch.Tensor]:
+        hyps = [e.hypothesis for e in examples]
+        texts = (hyps,) if self.inputs == "hypothesis" else ([e.premise for e in examples], hyps)
+        enc = self.tokenizer(
+            *texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def fit(self, examples: Sequence[NLIExample]) -> None:
+        from debiaslit.backbones import load_backbone
+
+        self.model, self.tokenizer = load_backbone(self.backbone, num_labels=len(NLI_LABELS), seed=self.seed)
+        self.model.to(self.device)
+        labels = torch.tensor([NLI_LABELS.index(e.label) for e in examples], device=self.device)
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr)
+        order = list(range(len(examples)))
+        rng = random.Random(self.seed)
+        self.model.train()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # dropout
+            for _ in range(self.epochs):
+                rng.shuffle(order)
+                for start in range(0, len(order), self.batch_size):
+                    idx = order[start : start + self.batch_size]
+                    batch = self._encode([examples[i] for i in idx])
+                    loss = self.model(**batch, labels=labels[torch.tensor(idx, device=self.device)]).loss
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+        self.model.eval()
+
+    @torch.no_grad()
+    def predict(self, examples: Sequence[NLIExample]) -> torch.Tensor:
+        if self.model is None:
+            raise RuntimeError("BackboneBiasModel.predict before fit")
+        chunks = [
+            self.model(**self._encode(examples[s : s + 128])).logits.softmax(-1)
+            for s in range(0, len(examples), 128)
+        ]
+        return torch.cat(chunks).float().cpu()
+
+
+class CheckpointModel(BackboneBiasModel):
+    """Predictions of a model trained in an earlier run (a ``debiaslit fit`` checkpoint), e.g. the
+    plain fine-tuned teacher of confidence regularisation. ``fit`` only loads it: it is not retrained."""
+
+    def __init__(self, path: str, max_length: int = 128) -> None:
+        super().__init__(backbone="", max_length=max_length)
+        self.path = path
+
+    def fit(self, examples: Sequence[NLIExample]) -> None:
+        from debiaslit.backbones import load_backbone
+
+        if not Path(self.path).is_file():
+            raise ConfigError(f"checkpoint '{self.path}' (bias/teacher model) does not exist")
+        ckpt = torch.load(self.path, map_location="cpu", weights_only=False)
+        backbone = ckpt.get("hyper_parameters", {}).get("backbone")
+        if not backbone:
+            raise ConfigError(
+                f"checkpoint '{self.path}' has no `backbone` hyper-parameter: not a debiaslit run"
+            )
+        self.model, self.tokenizer = load_backbone(backbone, num_labels=len(NLI_LABELS))
+        weights = {
+            k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
+        }
+        self.model.load_state_dict(weights)
+        self.model.to(self.device).eval()

@@ -1,0 +1,221 @@
+"""NIECallback: causal mediation effects of every unit at validation end, as curves over training.
+
+Every ``every_n_epochs`` epochs (and on every ``validate`` run; never in the sanity check) the callback
+runs :func:`debiaslit.cma.run.analyse` on a fixed probe set from the DataModule: the DataModule's
+``cma_probe()`` when it has one (e.g. professions × templates), else a class-balanced subset of one of
+its NLI evaluation sets with the HOL or LOL set as reference. Under DDP each rank takes a disjoint
+shard of the probe rows and the sums are all-reduced on every rank, so the result equals one process.
+Rank 0 logs ``nie/<component>/layer_<i>`` (top-p % mean) at ``trainer.global_step``, a layer ×
+component heatmap and per-component histograms, and writes ``<log_dir>/cma/epoch_<E>/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+
+from debiaslit.backbones.components import COMPONENTS, ComponentMap
+from debiaslit.cma.effects import make_measure
+from debiaslit.cma.mediators import check_position, mediators_for
+from debiaslit.cma.probe import Probe, nli_probe, shard
+from debiaslit.cma.report import heatmap_figure, layer_curve, split_key, write_report
+from debiaslit.cma.run import ESTIMATORS, AnalysisResult, analyse
+from debiaslit.cma.setup import Intervention, MediationSetup
+from debiaslit.data.schema import NLI_LABELS
+from debiaslit.errors import ConfigError
+
+
+class NIECallback(Callback):
+    """Natural indirect effects of neurons / heads, logged and written at validation end.
+
+    Args:
+        every_n_epochs: run after every N-th training epoch (always in ``validate``).
+        estimator: ``attribution`` (first order, every unit, ~3 forward-equivalents), ``exact`` (every
+            unit, batched) or ``hybrid`` (attribution, then exact for the top ``verify_top_k`` per site).
+        components: among Q, K, V, AO, I, O, resid, head.
+        layers: layer indices (all when null).
+        position: ``cls``, ``last``, ``word`` (the substituted word), ``all`` or a token index.
+        intervention: ``reference`` (mean over the reference set), ``counterfactual``, ``mean``
+            (mean ablation over the probe set), ``scale`` (×``alpha``) or ``zero``.
+        effect: ``class_prob`` / ``log_odds`` of ``target_class``, or ``odds_ratio`` (Vig's anti/stereo).
+        top_percent: per layer × component, the curve value is the mean of the top p % units.
+        probe_set, per_class, reference, overlap_mode, overlap_high, overlap_low: the NLI probe (an eval
+            set of the DataModule; ``per_class`` examples per gold label; HOL (``high``) or LOL (``low``)
+            reference set from ``debiaslit.data.overlap.overlap_subsets``); unused with ``cma_probe()``.
+        batch_size: probe examples per forward; max_rows: memory budget of the exact estimator (rows).
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        estimator: str = "attribution",
+        components: list[str] | None = None,
+        layers: list[int] | None = None,
+        position: str | int = "cls",
+        intervention: str = "reference",
+        alpha: float = 0.0,
+        effect: str = "class_prob",
+        target_class: str = "entailment",
+        top_percent: float = 2.5,
+        probe_set: str | None = None,
+        per_class: int = 16,
+        reference: str | None = "high",
+        overlap_mode: str = "percentile",
+        overlap_high: float = 95.0,
+        overlap_low: float = 5.0,
+        batch_size: int = 32,
+        max_rows: int = 512,
+        verify_top_k: int = 16,
+        top_units: int = 20,
+        seed: int = 0,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ConfigError(f"NIECallback.every_n_epochs must be >= 1, got {every_n_epochs}")
+        if estimator not in ESTIMATORS:
+            raise ConfigError(
+                f"NIECallback.estimator {estimator!r} is unknown; valid: {', '.join(ESTIMATORS)}"
+            )
+        if target_class not in NLI_LABELS:
+            raise ConfigError(f"NIECallback.target_class {target_class!r} is not one of {NLI_LABELS}")
+        check_position(position)
+        self.intervention = Intervention(intervention, alpha)
+        self.measure = make_measure(effect, NLI_LABELS.index(target_class))
+        self.every_n_epochs, self.estimator = every_n_epochs, estimator
+        self.components = list(components or COMPONENTS)
+        self.layers, self.position, self.top_percent = layers, position, top_percent
+        self.probe_options = dict(
+            probe_set=probe_set, per_class=per_class, reference=reference, overlap_mode=overlap_mode,
+            overlap_high=overlap_high, overlap_low=overlap_low, seed=seed,
+        )  # fmt: skip
+        self.batch_size, self.max_rows, self.verify_top_k, self.n_top = (
+            batch_size,
+            max_rows,
+            verify_top_k,
+            top_units,
+        )
+        self._probe: Probe | None = None
+
+    # ------------------------------------------------------------------------------------- probe
+    def probe(self, trainer: pl.Trainer) -> Probe:
+        """The fixed probe set, built once from the DataModule."""
+        if self._probe is None:
+            dm = trainer.datamodule
+            if hasattr(dm, "cma_probe"):
+                self._probe = dm.cma_probe()
+            elif getattr(dm, "eval_datasets", None):
+                opts = dict(self.probe_options)
+                name = opts.pop("probe_set") or next(iter(dm.eval_datasets))
+                if name not in dm.eval_datasets:
+                    raise ConfigError(
+                        f"NIECallback.probe_set {name!r} is not an evaluation set; "
+                        f"have {list(dm.eval_datasets)}"
+                    )
+                self._probe = nli_probe(dm.eval_datasets[name], dm.tokenizer.pad_token_id or 0, **opts)
+            else:
+                raise ConfigError("NIECallback needs a DataModule with cma_probe() or NLI eval_datasets")
+            rank_zero_info(f"[debiaslit] cma probe: {self._probe.summary}")
+        return self._probe
+
+    # ------------------------------------------------------------------------------------- hook
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        fitting = trainer.state.fn == "fit"
+        if fitting and (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        result = self.compute(trainer, pl_module)
+        log_dir = Path(trainer.log_dir or ".")  # broadcast from rank 0: every rank reads it
+        if trainer.is_global_zero:
+            self._report(trainer, result, log_dir / "cma" / f"epoch_{trainer.current_epoch}")
+
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> AnalysisResult:
+        """Run the analysis on this rank's shard and reduce it over all ranks."""
+        model = pl_module.model
+        was_training = model.training
+        model.eval()
+        setup = MediationSetup(
+            model,
+            self.measure,
+            mediators_for(ComponentMap.for_model(model), self.components, self.layers),
+            self.position,
+            self.max_rows,
+        )
+        probe = self.probe(trainer)
+        world, rank = trainer.world_size, trainer.global_rank
+        n_ref = len(probe.items if self.intervention.kind == "mean" else probe.reference or [])
+
+        def reduce(t: torch.Tensor) -> torch.Tensor:
+            return trainer.strategy.reduce(t.to(pl_module.device), reduce_op="sum").cpu()
+
+        try:
+            result = analyse(
+                setup, probe, self.intervention, self.estimator, rows=shard(len(probe), rank, world),
+                reference_rows=shard(n_ref, rank, world), batch_size=self.batch_size,
+                verify_top_k=self.verify_top_k, reduce=reduce,
+            )  # fmt: skip
+        finally:
+            model.train(was_training)
+        return result
+
+    # ----------------------------------------------------------------------------------- output
+    def _report(self, trainer: pl.Trainer, result: AnalysisResult, out_dir: Path) -> None:
+        main = result.estimate if result.estimate is not None else result.exact
+        main_name = "attribution" if result.estimate is not None else "exact"
+        rows = _rows(main.nie(), main.mean_log(), None, main_name, main.count)
+        if self.estimator == "hybrid":
+            rows += _rows(
+                result.exact.nie(), result.exact.mean_log(), result.verified, "exact", result.exact.count
+            )
+        curve = layer_curve(main.nie(), self.top_percent)
+        step = trainer.global_step
+        scalars = {f"nie/{k}": v for k, v in curve.items()}
+        if result.total_effect is not None:
+            scalars["cma/total_effect"] = result.total_effect
+        if self.estimator == "hybrid":
+            scalars["cma/spearman_attribution_vs_exact"] = result.spearman
+        summary = {
+            "epoch": trainer.current_epoch, "global_step": step, "estimator": self.estimator,
+            "intervention": self.intervention.kind, "position": self.position, "effect": self.measure.name,
+            "top_percent": self.top_percent, "n_examples": main.count, "total_effect": result.total_effect,
+            "spearman": result.spearman, "spearman_by_component": result.spearman_by_component,
+            "probe": self.probe(trainer).summary,
+        }  # fmt: skip
+        write_report(out_dir, rows, curve, self.top_percent, summary, self.n_top)
+        logger = trainer.logger
+        if logger is None:
+            return
+        logger.log_metrics(scalars, step=step)
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_figure"):
+            title = f"NIE top {self.top_percent:g}% mean, epoch {trainer.current_epoch}"
+            experiment.add_figure("nie/heatmap", heatmap_figure(curve, title), step)
+            by_component: dict[str, list[torch.Tensor]] = {}
+            for key, values in main.nie().items():
+                by_component.setdefault(split_key(key)[0], []).append(values)
+            for component, values in by_component.items():
+                experiment.add_histogram(f"nie_hist/{component}", torch.cat(values), step)
+        print(f"[debiaslit] cma epoch {trainer.current_epoch}: wrote {out_dir}", flush=True)
+
+
+def _rows(
+    nie: dict[str, torch.Tensor],
+    log_nie: dict[str, torch.Tensor],
+    units: dict[str, torch.Tensor] | None,
+    estimator: str,
+    n: int,
+) -> list[dict[str, Any]]:
+    rows = []
+    for key, values in nie.items():
+        component, layer = split_key(key)
+        index = units[key].tolist() if units is not None else range(values.numel())
+        for j, unit in enumerate(index):
+            rows.append(
+                dict(component=component, layer=layer, index=unit, effect=float(values[j]),
+                     log_effect=float(log_nie[key][j]), estimator=estimator, n_examples=n)
+            )  # fmt: skip
+    return rows

@@ -1,0 +1,66 @@
+"""Causal mediation analysis (METHODS.md §1): NIE of neurons and attention heads, exact and first order.
+
+Plain torch, usable without Lightning::
+
+    setup = MediationSetup(model, ClassProbability(0), mediators_for(cmap, ["Q", "I", "head"]), "cls")
+    clean, m = setup.capture(batch)
+    targets = setup.targets(clean, Intervention("reference"), reference=setup.reference_stats(ref_batches))
+    exact = exact_effects(setup, batch, targets).nie()            # {"Q/layer_0": tensor[n_units], ...}
+    estimate = attribution_effects(setup, batch, lambda z: setup.targets(z, ...)).nie()
+    result = analyse(setup, probe, Intervention("reference"), estimator="hybrid")   # whole probe set
+
+:class:`~debiaslit.callbacks.nie.NIECallback` runs :func:`analyse` at validation end.
+"""
+
+from debiaslit.cma.attribution import attribution_deltas, attribution_effects
+from debiaslit.cma.effects import (
+    ClassLogOdds,
+    ClassProbability,
+    EffectMeasure,
+    EffectSums,
+    TokenOddsRatio,
+    make_measure,
+    ratio_effect,
+    total_effect,
+)
+from debiaslit.cma.exact import ExactRunner, direct_effects, exact_effects
+from debiaslit.cma.mediators import MEDIATOR_COMPONENTS, POSITIONS, Mediator, mediators_for, resolve_positions
+from debiaslit.cma.probe import Probe, nli_probe
+from debiaslit.cma.run import ESTIMATORS, AnalysisResult, analyse
+from debiaslit.cma.selection import greedy, nie_all_vs_sum, spearman, top_k_joint, top_percent_mean
+from debiaslit.cma.setup import INTERVENTIONS, Intervention, MediationSetup, ReferenceStats
+
+__all__ = [
+    "ESTIMATORS",
+    "INTERVENTIONS",
+    "MEDIATOR_COMPONENTS",
+    "POSITIONS",
+    "AnalysisResult",
+    "ClassLogOdds",
+    "ClassProbability",
+    "EffectMeasure",
+    "EffectSums",
+    "ExactRunner",
+    "Intervention",
+    "MediationSetup",
+    "Mediator",
+    "Probe",
+    "ReferenceStats",
+    "TokenOddsRatio",
+    "analyse",
+    "attribution_deltas",
+    "attribution_effects",
+    "direct_effects",
+    "exact_effects",
+    "greedy",
+    "make_measure",
+    "mediators_for",
+    "nie_all_vs_sum",
+    "nli_probe",
+    "ratio_effect",
+    "resolve_positions",
+    "spearman",
+    "top_k_joint",
+    "top_percent_mean",
+    "total_effect",
+]

@@ -1,0 +1,95 @@
+"""Tables and figures of a mediation analysis: neurons.csv, layers.csv, top_units.md, heatmap, histograms."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from debiaslit.cma.selection import top_percent_mean
+
+#: Columns of neurons.csv.
+NEURON_COLUMNS = ("component", "layer", "index", "effect", "log_effect", "estimator", "n_examples")
+
+
+def split_key(key: str) -> tuple[str, int]:
+    component, layer = key.split("/layer_")
+    return component, int(layer)
+
+
+def layer_curve(nie: dict[str, torch.Tensor], top_percent: float) -> dict[str, float]:
+    """{mediator key: mean of its top-p % units}: the NIE-by-layer curve of each component."""
+    return {key: top_percent_mean(values, top_percent) for key, values in nie.items()}
+
+
+def write_report(
+    out_dir: Path,
+    rows: list[dict[str, Any]],
+    curve: dict[str, float],
+    top_percent: float,
+    summary: dict[str, Any],
+    n_top: int = 20,
+) -> None:
+    """Write neurons.csv (one row per unit and estimator), layers.csv, top_units.md and summary.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "neurons.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=NEURON_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with (out_dir / "layers.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["component", "layer", f"top_{top_percent:g}pct_mean_effect", "max_effect", "mean_effect"]
+        )
+        for key, value in curve.items():
+            component, layer = split_key(key)
+            effects = [r["effect"] for r in rows if r["component"] == component and r["layer"] == layer]
+            writer.writerow([component, layer, value, max(effects), sum(effects) / len(effects)])
+    units: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        units.setdefault((r["component"], r["layer"], r["index"]), {})[r["estimator"]] = r["effect"]
+    estimators = list(dict.fromkeys(r["estimator"] for r in rows))
+
+    def best(effects: dict[str, float]) -> float:  # the exact value where one was computed
+        return effects.get("exact", next(iter(effects.values())))
+
+    ranked = sorted(units.items(), key=lambda kv: best(kv[1]), reverse=True)[:n_top]
+
+    def cells(effects: dict[str, float]) -> str:
+        return " | ".join(f"{effects[e]:.4g}" if e in effects else "" for e in estimators)
+
+    lines = [
+        f"| rank | component | layer | unit | {' | '.join(estimators)} |",
+        "|---:|---|---:|---:|" + "---:|" * len(estimators),
+        *(f"| {i + 1} | {c} | {layer} | {u} | {cells(e)} |" for i, ((c, layer, u), e) in enumerate(ranked)),
+    ]
+    (out_dir / "top_units.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def heatmap_figure(curve: dict[str, float], title: str) -> Any:
+    """Layer × component heatmap of the top-p % mean effect."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [split_key(k) for k in curve]
+    components = list(dict.fromkeys(c for c, _ in keys))
+    layers = sorted({layer for _, layer in keys})
+    grid = torch.full((len(layers), len(components)), float("nan"))
+    for (c, layer), value in zip(keys, curve.values(), strict=True):
+        grid[layers.index(layer), components.index(c)] = value
+    fig, ax = plt.subplots(figsize=(1.2 * len(components) + 2, 0.5 * len(layers) + 1.5))
+    image = ax.imshow(grid.numpy(), aspect="auto", origin="lower", cmap="viridis")
+    ax.set_xticks(range(len(components)), components)
+    ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+    ax.set_xlabel("component")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
