@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data bundle {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+def run_debiaslit(
+    workdir: Path, subcommand: str, configs: list[str], name: str, devices: int, *extra: str
+) -> subprocess.CompletedProcess:
+    """Run the console script in a subprocess (DDP re-runs the command line, so never in-process).
+
+    ``devices > 1`` runs real DDP on CPU processes (gloo). The run is named ``name`` (logs/<name>,
+    checkpoints/<name>); the test fails with the tail of the output when the command fails.
+    """
+    args = ["debiaslit", subcommand, *(f"--config={c}" for c in configs), *extra]
+    args += [f"--trainer.logger.init_args.name={name}", f"--trainer.devices={devices}"]
+    if devices > 1:
+        args += ["--trainer.strategy=ddp", "--trainer.accelerator=cpu"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    out = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out

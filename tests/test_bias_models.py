@@ -31,15 +31,6 @@ from debiaslit.data.synthetic import generate_shortcut_nli
 from debiaslit.errors import ConfigError, DataFormatError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: intra-op threads only add synchronisation on a shared, loaded CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_hans_features_on_crafted_pairs() -> None:
     # h is p minus its last words: contiguous, all words in p, overlap 1, len diff 3 -> log 3
     assert hans_features(

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_debiaslit
 
 CONFIGS = [str(REPO_ROOT / "tests" / "configs" / n) for n in ("tiny_erm.yaml", "cma_tiny_nie.yaml")]
 
 
 def _validate(workdir: Path, name: str, devices: int) -> Path:
-    args = ["debiaslit", "validate", "--config", CONFIGS[0], "--config", CONFIGS[1],
-            f"--trainer.logger.init_args.name={name}", f"--trainer.devices={devices}"]  # fmt: skip
-    if devices > 1:
-        args += ["--trainer.strategy=ddp", "--trainer.accelerator=cpu"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    out = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=180, env=env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_debiaslit(workdir, "validate", CONFIGS, name, devices)
     return workdir / "logs" / name / "version_0" / "cma" / "epoch_0"
 
 

@@ -28,15 +28,6 @@ P_M = [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]]
 P_B = [[0.2, 0.5, 0.3], [0.7, 0.1, 0.2]]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: intra-op threads only add synchronisation on a shared, loaded CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def log_sigmoid(v: float) -> float:
     return math.log(1 / (1 + math.exp(-v)))
 

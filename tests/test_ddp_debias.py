@@ -6,14 +6,13 @@ fitted once on rank 0 and read from its cache by rank 1, so both runs train on t
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_debiaslit
 
 CONFIGS = [
     str(REPO_ROOT / "tests/configs/tiny_erm.yaml"),
@@ -22,19 +21,8 @@ CONFIGS = [
 
 
 def _fit(workdir: Path, name: str, devices: int, batch_size: int, *extra: str) -> subprocess.CompletedProcess:
-    args = ["debiaslit", "fit", *(f"--config={c}" for c in CONFIGS), *extra]
-    args += [
-        f"--trainer.logger.init_args.name={name}",
-        f"--trainer.devices={devices}",
-        f"--data.init_args.batch_size={batch_size}",
-        "--trainer.max_epochs=1",
-    ]
-    if devices > 1:
-        args += ["--trainer.strategy=ddp", "--trainer.accelerator=cpu"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    out = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=180, env=env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
+    extra = (*extra, f"--data.init_args.batch_size={batch_size}", "--trainer.max_epochs=1")
+    return run_debiaslit(workdir, "fit", CONFIGS, name, devices, *extra)
 
 
 @pytest.mark.slow

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from debiaslit.masks import load_masks
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_debiaslit
 
 TINY_MASK = str(REPO_ROOT / "tests" / "configs" / "tiny_mask.yaml")
 SCORES = ".scores"
@@ -87,18 +85,8 @@ def test_sparsity_logs_and_resume_from_mid_run_checkpoint(
 
 
 def _fit_subprocess(workdir: Path, name: str, devices: int, batch_size: int) -> Path:
-    args = [
-        "debiaslit", "fit", "--config", TINY_MASK,
-        f"--trainer.logger.init_args.name={name}",
-        f"--trainer.devices={devices}",
-        f"--data.init_args.batch_size={batch_size}",
-        "--trainer.max_epochs=1",
-    ]  # fmt: skip
-    if devices > 1:
-        args += ["--trainer.strategy=ddp", "--trainer.accelerator=cpu"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    out = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=180, env=env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    extra = (f"--data.init_args.batch_size={batch_size}", "--trainer.max_epochs=1")
+    run_debiaslit(workdir, "fit", [TINY_MASK], name, devices, *extra)
     return workdir / "checkpoints" / name / "version_0" / "last.ckpt"
 
 

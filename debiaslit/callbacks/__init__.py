@@ -1,5 +1,7 @@
-"""Lightning callbacks: checkpointing by run name (CMA callbacks live here too)."""
+"""Lightning callbacks: checkpointing by run name, causal mediation analysis, counterfactual inference."""
 
 from debiaslit.callbacks.checkpoint import RunCheckpoint
+from debiaslit.callbacks.nie import NIECallback
+from debiaslit.counterfactual.callback import CounterfactualInference
 
-__all__ = ["RunCheckpoint"]
+__all__ = ["CounterfactualInference", "NIECallback", "RunCheckpoint"]

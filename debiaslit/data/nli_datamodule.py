@@ -7,16 +7,17 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from debiaslit.bias.spec import BiasModelSpec
+from debiaslit.data.samplers import eval_sampler, train_sampler
 from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample
 from debiaslit.errors import ConfigError, DataFormatError
 
@@ -230,15 +231,12 @@ class NLIDataModule(pl.LightningDataModule):
         self.train_set: EncodedNLI | None = None
         self.eval_datasets: dict[str, EncodedNLI] = {}
         self.bias_reports: dict[str, dict[str, dict[str, Any]]] = {}
-        self._tokenizer = None
 
-    @property
+    @cached_property
     def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            from debiaslit.backbones import load_tokenizer
+        from debiaslit.backbones import load_tokenizer
 
-            self._tokenizer = load_tokenizer(self.hparams.tokenizer)
-        return self._tokenizer
+        return load_tokenizer(self.hparams.tokenizer)
 
     @property
     def eval_names(self) -> list[str]:
@@ -292,7 +290,7 @@ class NLIDataModule(pl.LightningDataModule):
         evals = {name: ds.examples for name, ds in self.eval_datasets.items()} if role == "bias" else {}
         data_key = _examples_key([*train, *(e for ex in evals.values() for e in ex)])
         cache = self._cache_path(role, spec, data_key)
-        world, rank = self._world()
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
 
         def run() -> Any:
             return compute_bias_probs(
@@ -329,23 +327,13 @@ class NLIDataModule(pl.LightningDataModule):
     def _collate(self) -> PadCollator:
         return PadCollator(self.tokenizer.pad_token_id or 0)
 
-    def _world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        if trainer is None:
-            return 1, 0
-        return trainer.world_size, trainer.global_rank
-
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             raise ConfigError("data.train is not set: `fit` needs a training source")
-        world, rank = self._world()
-        sampler = DistributedSampler(
-            self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed
-        )
         return DataLoader(
             self.train_set,
             batch_size=self.hparams.batch_size,
-            sampler=sampler,
+            sampler=train_sampler(self.train_set, self.trainer, self.hparams.seed),
             collate_fn=self._collate(),
             num_workers=self.hparams.num_workers,
         )
@@ -355,12 +343,11 @@ class NLIDataModule(pl.LightningDataModule):
             raise ConfigError(
                 "data.eval_sets is empty and no heldout split was requested: nothing to evaluate"
             )
-        world, rank = self._world()
         return [
             DataLoader(
                 ds,
                 batch_size=self.hparams.eval_batch_size,
-                sampler=UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False),
+                sampler=eval_sampler(ds, self.trainer),
                 collate_fn=self._collate(),
                 num_workers=self.hparams.num_workers,
             )

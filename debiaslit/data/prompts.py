@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
@@ -23,6 +23,7 @@ from debiaslit.backbones.tiny import shared_data_dir
 from debiaslit.cma.probe import Probe
 from debiaslit.data.nli_datamodule import PadCollator
 from debiaslit.data.professions import read_professions
+from debiaslit.data.samplers import eval_sampler
 from debiaslit.errors import ConfigError
 
 #: Our templates (not Vig et al.'s): the next token after each is where a pronoun would go.
@@ -77,15 +78,12 @@ class ProfessionPrompts(pl.LightningDataModule):
         self.items: list[dict[str, Any]] = []
         self.counterfactual: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
-        self._tokenizer = None
 
-    @property
+    @cached_property
     def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            from debiaslit.backbones import load_tokenizer
+        from debiaslit.backbones import load_tokenizer
 
-            self._tokenizer = load_tokenizer(self.hparams.tokenizer)
-        return self._tokenizer
+        return load_tokenizer(self.hparams.tokenizer)
 
     def _single(self, word: str) -> int | None:
         """Token id of `` word`` when it is one token (candidate pronouns, substitutes)."""
@@ -169,9 +167,8 @@ class ProfessionPrompts(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        world, rank = (1, 0) if self.trainer is None else (self.trainer.world_size, self.trainer.global_rank)
         indices = list(range(len(self.items)))
-        sampler = UnrepeatedDistributedSampler(indices, num_replicas=world, rank=rank, shuffle=False)
+        sampler = eval_sampler(indices, self.trainer)
         return DataLoader(
             indices, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self._collate
         )
