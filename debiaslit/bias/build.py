@@ -15,7 +15,7 @@ from debiaslit.bias.crossfit import cross_fit_predict, fit_on_all
 from debiaslit.bias.models import BackboneBiasModel, BiasModel, CheckpointModel, HansFeatureModel
 from debiaslit.bias.probs_file import SplitProbs, align, read_probs_file, write_probs_file
 from debiaslit.bias.spec import BiasModelSpec
-from debiaslit.data.schema import HANS_LABELS, NLI_LABELS, NLIExample
+from debiaslit.data.schema import HANS_LABELS, NLI_LABELS, NLIExample, is_hans_style
 from debiaslit.errors import DataFormatError
 
 TRAIN = "train"
@@ -35,7 +35,7 @@ class BiasPredictions:
 def bias_report(probs: torch.Tensor, examples: Sequence[NLIExample]) -> dict[str, float]:
     """Accuracy and ECE of ``probs`` on the gold labels; on HANS-style binary sets the 3-way
     probabilities are collapsed to ``[p_ent, 1 − p_ent]`` first."""
-    if all(e.label in HANS_LABELS for e in examples) and any(e.label == "non-entailment" for e in examples):
+    if is_hans_style(examples):
         p_ent = probs[:, NLI_LABELS.index("entailment")]
         probs = torch.stack([p_ent, 1 - p_ent], dim=1)
         labels = torch.tensor([HANS_LABELS.index(e.label) for e in examples])

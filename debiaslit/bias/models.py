@@ -13,8 +13,7 @@ from debiaslit.bias.features import hans_features
 from debiaslit.bias.logistic import LogisticRegression
 from debiaslit.data.schema import NLI_LABELS, NLIExample
 from debiaslit.errors import ConfigError
-
-ENTAILMENT = NLI_LABELS.index("entailment")
+from debiaslit.metrics.predictions import ENTAILMENT
 
 
 class BiasModel(Protocol):

@@ -13,10 +13,11 @@ import torch
 from debiaslit.counterfactual.inference import CounterfactualPostProcessor
 from debiaslit.data.schema import NLI_LABELS
 from debiaslit.errors import ConfigError, DataFormatError
+from debiaslit.metrics import GroupAccuracy
+from debiaslit.metrics.predictions import predict_classes
 from debiaslit.metrics.results_table import EvalResult
 
 FORMAT = "debiaslit.counterfactual/1"
-ENTAILMENT = NLI_LABELS.index("entailment")
 
 
 @dataclass
@@ -52,28 +53,15 @@ class SavedSet:
 
     def evaluate(self, scores: torch.Tensor) -> EvalResult:
         """Accuracy per group of the argmax of ``scores`` (HANS-style sets: entailment vs the rest)."""
-        preds = scores.argmax(-1)
-        if self.is_hans:
-            preds = (preds != ENTAILMENT).long()
-        hits = (preds == torch.tensor(self.labels)).tolist()
-        correct, total = [0] * len(self.group_names), [0] * len(self.group_names)
-        sub_correct, sub_total = [0] * len(self.subgroup_names), [0] * len(self.subgroup_names)
-        for hit, g, s in zip(hits, self.groups, self.subgroups, strict=True):
-            correct[g] += hit
-            total[g] += 1
-            if self.subgroup_names:
-                sub_correct[s] += hit
-                sub_total[s] += 1
-        return EvalResult(
-            self.name,
-            self.is_hans,
-            self.group_names,
-            correct,
-            total,
-            self.subgroup_names,
-            sub_correct,
-            sub_total,
-        )
+        preds, labels = predict_classes(scores, self.is_hans), torch.tensor(self.labels)
+        cells = GroupAccuracy(len(self.group_names))
+        cells.update(preds, labels, torch.tensor(self.groups))
+        subcases = None
+        if self.subgroup_names:
+            subcases = GroupAccuracy(len(self.subgroup_names))
+            subcases.update(preds, labels, torch.tensor(self.subgroups))
+            subcases = subcases.compute()
+        return EvalResult.from_counts(self, cells.compute(), subcases)
 
 
 def save_predictions(path: str | Path, sets: list[SavedSet], meta: dict[str, Any] | None = None) -> None:

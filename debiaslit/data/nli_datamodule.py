@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from debiaslit.bias.spec import BiasModelSpec
 from debiaslit.data.samplers import eval_sampler, train_sampler
-from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample
+from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample, is_hans_style
 from debiaslit.errors import ConfigError, DataFormatError
 
 SOURCE_KINDS = ("file", "hub", "hans_file", "hans_generated", "shortcut_synthetic")
@@ -114,7 +114,7 @@ class EncodedNLI(Dataset):
         self.name = name
         self.examples = list(examples)
         labels = {e.label for e in self.examples}
-        self.is_hans = "non-entailment" in labels or any(e.heuristic for e in self.examples)
+        self.is_hans = is_hans_style(self.examples)
         space = HANS_LABELS if self.is_hans else NLI_LABELS
         unknown = sorted(labels - set(space))
         if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: 3-way NLI label order used everywhere inside debiaslit (GLUE / Hugging Face order).
@@ -27,3 +28,8 @@ class NLIExample:
     heuristic: str | None = None
     subcase: str | None = None
     template: str | None = None
+
+
+def is_hans_style(examples: Iterable[NLIExample]) -> bool:
+    """Binary HANS-style data (scored entailment vs non-entailment) rather than 3-way NLI."""
+    return any(e.label == "non-entailment" or e.heuristic for e in examples)

@@ -13,6 +13,7 @@ from torch import nn
 from debiaslit.errors import ConfigError
 from debiaslit.losses import ClassificationLoss, CrossEntropy
 from debiaslit.metrics import GroupAccuracy
+from debiaslit.metrics.predictions import predict_classes
 from debiaslit.metrics.results_table import EvalResult, write_results
 
 HANS_MAPPINGS = ("argmax", "prob_sum")
@@ -189,10 +190,8 @@ class DebiasModule(pl.LightningModule):
 
     def eval_predictions(self, logits: torch.Tensor, binary: bool) -> torch.Tensor:
         """Class predictions; on HANS-style sets 0 = entailment, 1 = non-entailment."""
-        if not binary:
-            return logits.argmax(-1)
-        if self.hparams.hans_mapping == "argmax":
-            return (logits.argmax(-1) != 0).long()
+        if not binary or self.hparams.hans_mapping == "argmax":
+            return predict_classes(logits, binary)
         probs = logits.softmax(-1)
         return (probs[:, 0] <= probs[:, 1:].sum(-1)).long()
 
