@@ -51,11 +51,11 @@ def _timed(fn, repeats: int = 1) -> tuple[float, object]:
 
 def _probe_data(backbone: str, per_class: int, seed: int):
     from debiaslit.backbones import load_tokenizer
-    from debiaslit.backbones.tiny import shared_data_dir
     from debiaslit.cma.probe import nli_probe
-    from debiaslit.data.nli_datamodule import EncodedNLI
+    from debiaslit.data.encoded import EncodedNLI
     from debiaslit.data.nli_readers import read_nli_file
     from debiaslit.data.synthetic import generate_shortcut_nli
+    from debiaslit.utils.paths import shared_data_dir
 
     path = shared_data_dir() / "mnli" / "mnli_development_set_number_of_correct_responses.txt"
     if path.is_file():

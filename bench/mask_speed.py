@@ -35,8 +35,8 @@ def _measure(variant: str, args: dict, queue: mp.Queue) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from debiaslit.models.erm import ERM
-    from debiaslit.models.masks import MaskMethod
+    from debiaslit.methods.erm import ERM
+    from debiaslit.methods.masks import MaskMethod
 
     torch.manual_seed(0)
     device = torch.device(args["device"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def run_debiaslit(
     ``devices > 1`` runs real DDP on CPU processes (gloo). The run is named ``name`` (logs/<name>,
     checkpoints/<name>); the test fails with the tail of the output when the command fails.
     """
-    args = ["debiaslit", subcommand, *(f"--config={c}" for c in configs), *extra]
+    args = [sys.executable, "-m", "debiaslit", subcommand, *(f"--config={c}" for c in configs), *extra]
     args += [f"--trainer.logger.init_args.name={name}", f"--trainer.devices={devices}"]
     if devices > 1:
         args += ["--trainer.strategy=ddp", "--trainer.accelerator=cpu"]

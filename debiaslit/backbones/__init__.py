@@ -13,7 +13,8 @@ from .components import (
     WeightSite,
     get_module,
 )
-from .loading import TASKS, load_backbone, load_tokenizer, resolve_backbone_path
+from .loading import load_backbone, load_tokenizer, resolve_backbone_path
+from .tasks import TASKS
 from .tiny import TINY_NAMES
 
 __all__ = [

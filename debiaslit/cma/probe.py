@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from debiaslit.data.nli_datamodule import EncodedNLI, PadCollator
+from debiaslit.data.collate import PadCollator
+from debiaslit.data.encoded import EncodedNLI
 from debiaslit.data.overlap import overlap_subsets
 from debiaslit.errors import ConfigError
 

@@ -1,17 +1,9 @@
-"""Shared DataModules, readers and generators (one example schema: ``NLIExample``)."""
+"""Readers, generators, the example schema, padding and samplers: everything below the DataModules.
 
-from debiaslit.data.nli_datamodule import NLIDataModule, NLISource
-from debiaslit.data.prompts import ProfessionPrompts
+The Lightning DataModules that serve these examples live in :mod:`debiaslit.datamodules`.
+"""
+
 from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample
-from debiaslit.data.winogender_datamodule import WinogenderDataModule
+from debiaslit.data.sources import NLISource, load_source
 
-__all__ = [
-    "HANS_HEURISTICS",
-    "HANS_LABELS",
-    "NLI_LABELS",
-    "NLIDataModule",
-    "NLIExample",
-    "NLISource",
-    "ProfessionPrompts",
-    "WinogenderDataModule",
-]
+__all__ = ["HANS_HEURISTICS", "HANS_LABELS", "NLI_LABELS", "NLIExample", "NLISource", "load_source"]

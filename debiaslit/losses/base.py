@@ -14,8 +14,16 @@ class ClassificationLoss(nn.Module):
     ``batch["bias_probs"]`` without the methods knowing about them.
     """
 
-    #: Batch keys this loss needs besides ``labels`` (checked before the first step).
+    #: Batch keys this loss needs besides ``labels`` (checked before every step). ``features`` is
+    #: special: the method then passes the pooled last hidden state of the same forward pass.
     requires: tuple[str, ...] = ()
+
+    def bind_backbone(self, hidden_size: int) -> None:
+        """Called once by the method with the backbone's hidden size (losses with parameters sized
+        by it, such as learned-mixin's gate, build them here)."""
+
+    def set_progress(self, progress: float) -> None:
+        """Training progress in [0, 1], set by the method before every step (annealing)."""
 
     def forward(
         self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, torch.Tensor]

@@ -50,7 +50,7 @@ class BiasAwareLoss(ClassificationLoss):
         self.progress = 0.0
 
     def set_progress(self, progress: float) -> None:
-        """Training progress in [0, 1] (called by ``DebiasModule`` before every training step)."""
+        """Training progress in [0, 1] (set by the method before every step)."""
         self.progress = min(1.0, max(0.0, float(progress)))
 
     @property

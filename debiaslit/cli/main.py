@@ -1,0 +1,60 @@
+"""The ``debiaslit`` command: one LightningCLI with every method and DataModule selectable by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+import debiaslit.cma.callback  # noqa: F401  (imported classes are selectable by short name)
+import debiaslit.counterfactual  # noqa: F401
+import debiaslit.datamodules  # noqa: F401
+import debiaslit.losses  # noqa: F401
+import debiaslit.methods  # noqa: F401
+from debiaslit.cli.checkpoint import RunCheckpoint
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "logs", "name": "debiaslit", "default_hp_metric": False},
+    },
+    # Our DataModules build their own samplers: unrepeated for evaluation (every example counted
+    # once under DDP) and a seeded DistributedSampler for training (same global batches at any
+    # process count).
+    "use_distributed_sampler": False,
+}
+
+
+class DebiasCLI(LightningCLI):
+    """LightningCLI with a ``checkpoint:`` section that always exists and the backbone linked to data."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("seed_everything_default", 0)
+        # any LightningModule / DataModule: the methods (DebiasModule subclasses) and analysis modules
+        super().__init__(pl.LightningModule, pl.LightningDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.filename": "epoch{epoch:02d}-step{step:06d}",
+                "checkpoint.auto_insert_metric_name": False,
+                "checkpoint.save_last": True,
+            }
+        )
+        # The tokenizer always matches the model's backbone (subclass mode needs init_args on both sides).
+        parser.link_arguments("model.init_args.backbone", "data.init_args.tokenizer")
+
+
+def main() -> None:
+    """Console-script entry point; returns None so that ``sys.exit(main())`` exits 0."""
+    DebiasCLI()
+
+
+if __name__ == "__main__":
+    main()

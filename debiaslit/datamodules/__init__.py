@@ -1,0 +1,8 @@
+"""Lightning DataModules shared by every method: NLI (+ bias-model probabilities), Winogender pairs,
+profession prompts."""
+
+from debiaslit.datamodules.nli import NLIDataModule
+from debiaslit.datamodules.prompts import ProfessionPrompts
+from debiaslit.datamodules.winogender import WinogenderDataModule
+
+__all__ = ["NLIDataModule", "ProfessionPrompts", "WinogenderDataModule"]

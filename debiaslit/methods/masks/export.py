@@ -1,0 +1,146 @@
+"""Export learned masks: baked into a plain transformers directory, or alone as bit-packed safetensors.
+
+``export_pretrained`` writes ``save_pretrained`` output with ``W ⊙ M`` in the weights: it loads with
+``AutoModelForSequenceClassification.from_pretrained`` and needs no debiaslit. ``save_masks`` stores
+only the masks (1 bit per weight) plus the module-name map, so they can be switched on and off
+(``apply_masks`` / ``remove_masks``) on any checkpoint of the same architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from debiaslit.backbones.components import get_module
+from debiaslit.errors import ConfigError, DataFormatError
+from debiaslit.methods.masks.masked_weights import (
+    FixedMask,
+    MaskedModel,
+    _layout,
+    _weight_shape,
+    remove_masks,
+)
+
+FORMAT = "debiaslit-masks/1"
+_BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """Bool tensor → uint8 tensor of ceil(numel / 8) bytes (big-endian bit order, like numpy)."""
+    flat = mask.reshape(-1).to(torch.uint8).cpu()
+    flat = torch.cat([flat, flat.new_zeros(-flat.numel() % 8)])
+    return (flat.view(-1, 8) * _BITS).sum(1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`."""
+    n = 1
+    for dim in shape:
+        n *= dim
+    bits = (packed.view(-1, 1) & _BITS).ne(0).reshape(-1)
+    return bits[:n].reshape(shape)
+
+
+@dataclass(frozen=True)
+class StoredMask:
+    """A module's boolean row mask ``[n_rows, in | 1]`` and its masked output rows (None: all)."""
+
+    mask: torch.Tensor
+    rows: torch.Tensor | None
+    layout: str
+    n_out: int
+
+
+def save_masks(masked: MaskedModel, path: str | Path) -> Path:
+    """Write the evaluation-mode masks of ``masked`` to a safetensors file; returns the path."""
+    from safetensors.torch import save_file
+
+    tensors, modules = {}, {}
+    for module_path, learned in masked.learned():
+        mask = learned.hard_mask()
+        tensors[module_path] = pack_bits(mask)
+        if learned.rows is not None:
+            tensors[f"{module_path}::rows"] = learned.rows.cpu().long().contiguous()
+        modules[module_path] = {"shape": list(mask.shape), "layout": learned.layout, "n_out": learned.n_out}
+    targets = [{"component": t.component, "layer": t.layer, "module": t.module_path} for t in masked.targets]
+    metadata = {
+        "format": FORMAT,
+        "model_type": str(getattr(getattr(masked.model, "config", None), "model_type", "")),
+        "modules": json.dumps(modules),
+        "targets": json.dumps(targets),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def load_masks(path: str | Path) -> dict[str, StoredMask]:
+    """Module path → :class:`StoredMask` from a file written by :func:`save_masks`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"mask file {path} does not exist")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        if metadata.get("format") != FORMAT:
+            raise DataFormatError(f"{path}: not a debiaslit mask file (format {metadata.get('format')!r})")
+        modules = json.loads(metadata["modules"])
+        keys = set(f.keys())
+        stored = {}
+        for module_path, info in modules.items():
+            rows_key = f"{module_path}::rows"
+            stored[module_path] = StoredMask(
+                unpack_bits(f.get_tensor(module_path), tuple(info["shape"])),
+                f.get_tensor(rows_key) if rows_key in keys else None,
+                info["layout"],
+                int(info["n_out"]),
+            )
+    return stored
+
+
+def apply_masks(model: nn.Module, masks: dict[str, StoredMask]) -> None:
+    """Put stored masks onto ``model`` (undo with :func:`remove_masks`); ConfigError on mismatch."""
+    for module_path, stored in masks.items():
+        module = get_module(model, module_path)
+        if parametrize.is_parametrized(module, "weight"):
+            raise ConfigError(f"{module_path} already carries a mask; call remove_masks first")
+        layout = _layout(module)
+        n_out, n_in = _weight_shape(module, layout)
+        n_rows = n_out if stored.rows is None else stored.rows.numel()
+        if (
+            layout != stored.layout
+            or n_out != stored.n_out
+            or stored.mask.shape[0] != n_rows
+            or (stored.mask.shape[1] not in (1, n_in))
+        ):
+            raise ConfigError(
+                f"mask for {module_path} has shape {tuple(stored.mask.shape)} ({stored.layout}); the "
+                f"model's weight is {layout} with {n_out} outputs x {n_in} inputs"
+            )
+        rows = None if stored.rows is None else stored.rows.to(module.weight.device)
+        fixed = FixedMask(layout, n_out, rows, stored.mask.to(module.weight.device))
+        parametrize.register_parametrization(module, "weight", fixed)
+
+
+def export_pretrained(model: nn.Module, directory: str | Path, tokenizer: object | None = None) -> Path:
+    """``save_pretrained`` a copy of ``model`` with its masks multiplied into the weights.
+
+    ``model`` is left as it is; the copy uses evaluation-mode (deterministic) masks.
+    """
+    plain = copy.deepcopy(model).eval()
+    remove_masks(plain, apply=True)
+    for param in plain.parameters():
+        param.requires_grad_(True)
+    directory = Path(directory)
+    plain.save_pretrained(str(directory))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory))
+    return directory

@@ -1,0 +1,107 @@
+"""Mask training end to end: TensorBoard sparsity logs, resume = uninterrupted, DDP = 1 process."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from debiaslit.methods.masks import load_masks
+from tests.conftest import REPO_ROOT, run_debiaslit
+
+TINY_MASK = str(REPO_ROOT / "tests" / "configs" / "tiny_mask.yaml")
+SCORES = ".scores"
+# sigmoid threshold with a cubic schedule and the L1 penalty: resume must restore schedule + penalty
+MEISSNER = {
+    "model.init_args.binarizer": "sigmoid_threshold",
+    "model.init_args.schedule": "cubic",
+    "model.init_args.threshold": 0.5,
+    "model.init_args.threshold_initial": 0.3,
+    "model.init_args.penalty": "l1_sigmoid",
+    "model.init_args.penalty_lambda": 1.0,
+    "model.init_args.initial_sparsity": 0.05,
+    "model.init_args.init_width": 2.0,
+}
+
+
+def _scores(ckpt: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    return {k: v for k, v in state.items() if k.endswith(SCORES)}
+
+
+@pytest.mark.slow
+def test_sparsity_logs_and_resume_from_mid_run_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import debiaslit
+
+    monkeypatch.chdir(tmp_path)
+    full = debiaslit.fit(
+        config=TINY_MASK,
+        overrides={**MEISSNER, "trainer.logger.init_args.name": "full", "checkpoint.save_top_k": -1},
+    )
+    log_dir = Path(full.trainer.log_dir)
+    ckpts = Path("checkpoints/full/version_0")
+    mid = next(ckpts.glob("epoch00-*.ckpt"))
+
+    # --- logging: scalars per component x layer each epoch, heatmap, final table and masks file
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    expected = {f"mask/sparsity/{c}/layer_{lyr}" for c in ("Q", "K", "V", "AO", "I", "O") for lyr in (0, 1)}
+    assert expected | {"mask/sparsity/global", "mask/flipped", "mask/penalty"} <= tags
+    assert len(acc.Scalars("mask/sparsity/global")) == 2  # one per epoch
+    heatmap_steps = [image.step for image in acc.Images("mask/sparsity_heatmap")]
+    assert heatmap_steps == [s.step for s in acc.Scalars("mask/sparsity/global")] == [8, 16]
+    final = full.model.masked.sparsity()
+    assert acc.Scalars("mask/sparsity/global")[-1].value == pytest.approx(final["global"], abs=1e-6)
+    with (log_dir / "mask_sparsity.csv").open() as f:
+        table = {(r["layer"], c): float(r[c]) for r in csv.DictReader(f) for c in ("Q", "I")}
+    assert table[("1", "I")] == pytest.approx(final["I/layer_1"], abs=1e-6)
+    stored = load_masks(log_dir / "masks.safetensors")
+    for path, mask in full.model.masked.hard_masks().items():
+        assert torch.equal(stored[path].mask, mask)
+    # the cubic threshold at the last of 16 steps (global_step 15): 0.3 + 0.2 · (1 − (1 − 15/16)³)
+    current = full.model.masked.mask_module(full.model.masked.paths[0]).current
+    assert current == pytest.approx(0.3 + 0.2 * (1 - (1 / 16) ** 3))
+    assert final["global"] > 0.05
+
+    # --- resume from the end of epoch 0: same final scores and masks as the uninterrupted run
+    resumed = debiaslit.fit(
+        config=TINY_MASK,
+        overrides={**MEISSNER, "trainer.logger.init_args.name": "resumed", "ckpt_path": str(mid)},
+    )
+    assert resumed.trainer.global_step == full.trainer.global_step
+    a, b = _scores(ckpts / "last.ckpt"), _scores(Path("checkpoints/resumed/version_0/last.ckpt"))
+    assert a.keys() == b.keys() and a
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-7, msg=key)
+    first, second = full.model.masked.hard_masks(), resumed.model.masked.hard_masks()
+    assert all(torch.equal(first[p], second[p]) for p in first)
+
+
+def _fit_subprocess(workdir: Path, name: str, devices: int, batch_size: int) -> Path:
+    extra = (f"--data.init_args.batch_size={batch_size}", "--trainer.max_epochs=1")
+    run_debiaslit(workdir, "fit", [TINY_MASK], name, devices, *extra)
+    return workdir / "checkpoints" / name / "version_0" / "last.ckpt"
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_learn_the_same_masks_as_one(tmp_path: Path) -> None:
+    single = _fit_subprocess(tmp_path, "single", devices=1, batch_size=8)
+    ddp = _fit_subprocess(tmp_path, "ddp", devices=2, batch_size=4)
+    a, b = _scores(single), _scores(ddp)
+    assert a.keys() == b.keys() and a
+    flipped = 0
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=key)
+        flipped += int(((a[key] > 0.01) != (b[key] > 0.01)).sum())
+    assert flipped == 0
+    masks_single = load_masks(tmp_path / "logs/single/version_0/masks.safetensors")
+    masks_ddp = load_masks(tmp_path / "logs/ddp/version_0/masks.safetensors")
+    assert all(torch.equal(masks_single[p].mask, masks_ddp[p].mask) for p in masks_single)
+    assert torch.load(single, map_location="cpu", weights_only=False)["global_step"] == 8  # 64 pairs / 8

@@ -1,0 +1,143 @@
+"""NLIDataModule: sources, label spaces, HANS groups, samplers and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DistributedSampler
+
+from debiaslit.data.collate import PadCollator
+from debiaslit.data.encoded import EncodedNLI
+from debiaslit.data.schema import NLIExample
+from debiaslit.data.sources import NLISource, load_source
+from debiaslit.datamodules import NLIDataModule
+from debiaslit.errors import ConfigError, DataFormatError
+from debiaslit.metrics import GroupAccuracy
+from tests.conftest import shared_path
+
+
+def _dm(**kwargs) -> NLIDataModule:
+    kwargs.setdefault("tokenizer", "tiny-bert")
+    dm = NLIDataModule(**kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_heldout_split_and_eval_sets() -> None:
+    dm = _dm(
+        train=NLISource(kind="shortcut_synthetic", n=100),
+        heldout_fraction=0.2,
+        heldout_name="in_dist",
+        eval_sets={"hans_like": NLISource(kind="hans_generated", n=2)},
+    )
+    assert dm.eval_names == ["in_dist", "hans_like"]
+    assert len(dm.train_set) == 80 and len(dm.eval_datasets["in_dist"]) == 20
+    train_ids = {e.uid for e in dm.train_set.examples}
+    assert not train_ids & {e.uid for e in dm.eval_datasets["in_dist"].examples}
+    hans = dm.eval_datasets["hans_like"]
+    assert hans.is_hans and not dm.eval_datasets["in_dist"].is_hans
+    # group id = heuristic x label, checked against the example fields one by one
+    for i, ex in enumerate(hans.examples):
+        assert hans.group_names[hans.groups[i]] == f"{ex.heuristic}/{ex.label}"
+        assert hans.labels[i] == (0 if ex.label == "entailment" else 1)
+    assert len(hans.group_names) == 6 and len(hans.subgroup_names) == 30
+
+
+def test_mnli_dev_file_with_limit_is_seeded_and_label_mapped() -> None:
+    path = str(shared_path("mnli", "mnli_development_set_number_of_correct_responses.txt"))
+    a = load_source(NLISource(kind="file", path=path, limit=500, seed=1), "mnli")
+    b = load_source(NLISource(kind="file", path=path, limit=500, seed=1), "mnli")
+    c = load_source(NLISource(kind="file", path=path, limit=500, seed=2), "mnli")
+    assert [e.uid for e in a] == [e.uid for e in b] != [e.uid for e in c]
+    assert len(a) == 500 and {e.label for e in a} == {"entailment", "neutral", "contradiction"}
+
+
+def test_collator_pads_and_keeps_fields() -> None:
+    ds = EncodedNLI("x", load_source(NLISource(kind="shortcut_synthetic", n=6), "x"), _dm_tok(), 32)
+    batch = PadCollator(pad_token_id=0)([ds[i] for i in range(4)])
+    lengths = [len(ds[i]["input_ids"]) for i in range(4)]
+    assert batch["input_ids"].shape == (4, max(lengths))
+    assert batch["attention_mask"].sum(1).tolist() == lengths
+    assert batch["index"].tolist() == [0, 1, 2, 3]
+
+
+def _dm_tok():
+    from debiaslit.backbones import load_tokenizer
+
+    return load_tokenizer("tiny-bert")
+
+
+def test_unrepeated_eval_sampler_covers_each_example_once() -> None:
+    n = 63
+    seen = []
+    for rank in range(2):
+        seen += list(UnrepeatedDistributedSampler(range(n), num_replicas=2, rank=rank, shuffle=False))
+    assert sorted(seen) == list(range(n))
+
+
+def test_train_sampler_global_batches_match_across_process_counts() -> None:
+    data, batch = list(range(32)), 4
+    single = list(DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=5))
+    ranks = [list(DistributedSampler(data, num_replicas=2, rank=r, shuffle=True, seed=5)) for r in range(2)]
+    for step in range(len(data) // (2 * batch)):
+        global_single = set(single[2 * batch * step : 2 * batch * (step + 1)])
+        global_ddp = set(ranks[0][batch * step : batch * (step + 1)]) | set(
+            ranks[1][batch * step : batch * (step + 1)]
+        )
+        assert global_single == global_ddp
+
+
+def test_group_accuracy_matches_naive_loop_and_sparse_groups() -> None:
+    g = torch.Generator().manual_seed(0)
+    preds, target = torch.randint(0, 2, (50,), generator=g), torch.randint(0, 2, (50,), generator=g)
+    groups = torch.randint(0, 6, (50,), generator=g)
+    metric = GroupAccuracy(6)
+    metric.update(preds[:20], target[:20], groups[:20])
+    metric.update(preds[20:], target[20:], groups[20:])
+    out = metric.compute()
+    for k in range(6):
+        sel = groups == k
+        assert out["total"][k] == sel.sum()
+        assert out["correct"][k] == (preds[sel] == target[sel]).sum()
+    # torchmetrics 1.9's group classes compress ids: a batch with only group 1 must land in group 1
+    metric = GroupAccuracy(2)
+    metric.update(torch.tensor([1, 1]), torch.tensor([1, 1]), torch.tensor([1, 1]))
+    assert metric.compute()["correct"].tolist() == [0, 2]
+    assert torch.isnan(metric.compute()["accuracy"][0])
+
+
+def test_bad_options_name_the_option() -> None:
+    with pytest.raises(ConfigError, match="heldout_fraction"):
+        NLIDataModule(train=NLISource(kind="shortcut_synthetic"), heldout_fraction=1.5)
+    with pytest.raises(ConfigError, match="unknown kind 'csv'"):
+        load_source(NLISource(kind="csv", path="x"), "train")
+    with pytest.raises(ConfigError, match="needs `path`"):
+        load_source(NLISource(kind="file"), "train")
+    with pytest.raises(ConfigError, match="give a `train` source"):
+        NLIDataModule()
+    with pytest.raises(ConfigError, match="clashes"):
+        NLIDataModule(train=NLISource(kind="shortcut_synthetic"), heldout_fraction=0.1, heldout_name="a",
+                      eval_sets={"a": NLISource(kind="hans_generated")})  # fmt: skip
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(DataFormatError, match="nope.tsv"):
+        load_source(NLISource(kind="file", path=str(tmp_path / "nope.tsv")), "train")
+
+
+def test_split_emptied_by_a_filter_says_which(tmp_path: Path) -> None:
+    path = tmp_path / "snli.jsonl"
+    path.write_text('{"sentence1": "A b.", "sentence2": "A.", "gold_label": "-", "pairID": "1"}\n')
+    with pytest.raises(DataFormatError, match="gold_label '-'"):
+        load_source(NLISource(kind="file", path=str(path)), "train")
+
+
+def test_hans_data_cannot_train_and_unknown_labels_are_named() -> None:
+    with pytest.raises(ConfigError, match="cannot train"):
+        _dm(train=NLISource(kind="hans_generated", n=1))
+    bad = [NLIExample("u:1", "p", "h", "non-entailment"), NLIExample("u:2", "p", "h", "neutral")]
+    with pytest.raises(DataFormatError, match="neutral"):
+        EncodedNLI("mixed", bad, _dm_tok(), 16)

@@ -1,0 +1,216 @@
+"""The mask mechanism on real (tiny) transformers models: forward = hand-masked weights, frozen W,
+initial sparsity, CMA-restricted rows and clear configuration errors."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from debiaslit.backbones import load_backbone
+from debiaslit.cma.neurons import select_units
+from debiaslit.errors import ConfigError, DataFormatError
+from debiaslit.gates import get_binarizer
+from debiaslit.methods.masks import MaskMethod, attach_masks, remove_masks
+
+IDS = torch.tensor([[5, 17, 23, 42, 8, 9, 11], [7, 30, 2, 19, 44, 3, 6]])
+
+
+def _logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(input_ids=IDS).logits
+
+
+def _hand_masked(masked_model, reference: torch.nn.Module) -> torch.nn.Module:
+    """Copy of the unmasked ``reference`` with each mask multiplied into its weight by index assignment."""
+    plain = copy.deepcopy(reference)
+    for path, learned in masked_model.learned():
+        mask = learned.hard_mask().float()
+        weight = plain.get_submodule(path).weight.data
+        n_out = weight.shape[0] if learned.layout == "linear" else weight.shape[1]
+        rows = torch.arange(n_out) if learned.rows is None else learned.rows
+        if learned.layout == "linear":
+            weight[rows, :] = weight[rows, :] * mask
+        else:  # Conv1D: weight [in, out]
+            weight[:, rows] = weight[:, rows] * mask.t()
+    return plain
+
+
+@pytest.mark.parametrize(
+    ("backbone", "components", "granularity"),
+    [("tiny-bert", None, "weight"), ("tiny-gpt2", ["Q", "V", "O"], "weight"), ("tiny-gpt2", None, "row")],
+)
+def test_masked_forward_equals_hand_multiplied_weights(backbone: str, components, granularity: str) -> None:
+    model, _ = load_backbone(backbone)
+    reference = copy.deepcopy(model)
+    masked = attach_masks(
+        model,
+        components or ["Q", "K", "V", "AO", "I", "O"],
+        None,
+        get_binarizer("threshold"),
+        0.01,
+        granularity=granularity,
+        sparsity=0.3,
+    )
+    pruned = masked.sparsity()["global"]
+    assert 0.1 < pruned < 0.5  # the masks really remove weights
+    torch.testing.assert_close(_logits(model), _logits(_hand_masked(masked, reference)), rtol=0, atol=1e-6)
+    assert not torch.allclose(_logits(model), _logits(reference), atol=1e-4)
+    remove_masks(model)  # the original weights come back exactly
+    restored, original = model.state_dict(), reference.state_dict()
+    assert restored.keys() == original.keys()
+    for name, value in original.items():
+        assert torch.equal(restored[name], value), name
+
+
+@pytest.mark.parametrize("target", [0.05, 0.2])
+def test_initial_sparsity_matches_the_target(target: float) -> None:
+    module = MaskMethod(backbone="tiny-bert", initial_sparsity=target)
+    assert module.masked.sparsity()["global"] == pytest.approx(target, abs=0.01)
+    scores = torch.cat([m.scores.flatten() for _, m in module.masked.learned()])
+    low = 0.01 - target * 0.6  # Zhao: U(τ − π0·w, τ + (1 − π0)·w)
+    assert scores.min() >= low and scores.max() <= low + 0.6
+
+
+def test_training_step_changes_scores_and_never_the_frozen_weights() -> None:
+    module = MaskMethod(backbone="tiny-bert", dropout=0.0)
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith(".scores") for n in trainable)
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=0.05)
+    batch = {"input_ids": IDS, "labels": torch.tensor([0, 2])}
+    module.train()
+    module.training_loss(module(batch), batch).backward()
+    optimizer.step()
+    for name, param in module.named_parameters():
+        if name in trainable:
+            assert not torch.equal(param, before[name]), name
+        else:
+            assert torch.equal(param, before[name]) and param.grad is None, name
+
+
+def _neurons_csv(path: Path, rows: list[tuple]) -> Path:
+    lines = ["component,layer,index,effect,estimator,n_examples"]
+    lines += [f"{c},{layer},{i},{e},{est},100" for c, layer, i, e, est in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cma_selection_only_creates_scores_for_the_selected_rows(tmp_path: Path) -> None:
+    csv_path = _neurons_csv(
+        tmp_path / "neurons.csv",
+        [("Q", 0, 3, 0.9, "exact"), ("K", 1, 5, -0.8, "exact"), ("I", 1, 7, 0.5, "exact"),
+         ("V", 0, 1, 0.01, "exact"), ("resid", 0, 2, 5.0, "exact")],
+    )  # fmt: skip
+    # 4 maskable units ranked by effect, 75 % -> Q0:3, I1:7, V0:1; K1:5 (negative effect) is dropped
+    assert {k: v.tolist() for k, v in select_units(csv_path, 75, ["Q", "K", "V", "I"], [0, 1]).items()} == {
+        ("Q", 0): [3],
+        ("I", 1): [7],
+        ("V", 0): [1],
+    }
+    module = MaskMethod(
+        backbone="tiny-gpt2",
+        components=["Q", "K", "V", "I"],
+        cma_neurons_csv=str(csv_path),
+        cma_top_percent=75,
+        initial_sparsity=0.5,
+    )
+    shapes = {path: (m.scores.shape, m.rows.tolist()) for path, m in module.masked.learned()}
+    # GPT-2 c_attn is [Q | K | V] with hidden 32: V unit 1 is column 65 of the fused Conv1D
+    assert shapes == {
+        "transformer.h.0.attn.c_attn": (torch.Size([2, 32]), [3, 65]),
+        "transformer.h.1.mlp.c_fc": (torch.Size([1, 32]), [7]),
+    }
+    reference, _ = load_backbone("tiny-gpt2", seed=torch.initial_seed())  # the module's weights
+    torch.testing.assert_close(
+        _logits(module.model), _logits(_hand_masked(module.masked, reference)), rtol=0, atol=1e-6
+    )
+    q_rows = module.masked.hard_masks()["transformer.h.0.attn.c_attn"][0]  # row of Q unit 3
+    assert module.masked.sparsity()["Q/layer_0"] == pytest.approx(float((~q_rows).sum()) / (32 * 32))
+
+
+def test_cma_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("component,layer,index,effect\nQ,0,1,0.3\n")
+    with pytest.raises(DataFormatError, match="missing columns"):
+        select_units(bad, 10, ["Q"], [0])
+    two = _neurons_csv(tmp_path / "two.csv", [("Q", 0, 1, 0.2, "exact"), ("Q", 0, 2, 0.1, "attribution")])
+    with pytest.raises(ConfigError, match="cma_estimator"):
+        select_units(two, 10, ["Q"], [0])
+    assert select_units(two, 100, ["Q"], [0], estimator="attribution")[("Q", 0)].tolist() == [2]
+    malformed = _neurons_csv(tmp_path / "m.csv", [("Q", "x", 1, 0.2, "exact")])
+    with pytest.raises(DataFormatError, match="line 2"):
+        select_units(malformed, 10, ["Q"], [0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"components": ["Q", "X"]}, "unknown component 'X'"),
+        ({"components": ["resid"]}, "no weight site"),
+        ({"initial_sparsity": 1.0}, r"initial_sparsity must lie in \[0, 1\)"),
+        ({"initial_sparsity": -0.1}, r"initial_sparsity must lie in \[0, 1\)"),
+        ({"layers": [0, 2]}, r"layer 2 out of range .* valid layers: 0..1"),
+        ({"granularity": "head"}, "granularity"),
+        ({"target_sparsity": 1.0}, r"target_sparsity must lie in \[0, 1\)"),
+        ({"penalty": "l2"}, "model.penalty must be one of"),
+        ({"penalty": "l0_expected"}, "hard_concrete"),
+        ({"binarizer": "sigmoid_threshold", "threshold_initial": 0.0, "schedule": "cubic"}, "init: constant"),
+    ],
+)
+def test_bad_configuration_gives_a_clear_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MaskMethod(backbone="tiny-bert", **kwargs)
+
+
+def test_training_loss_is_the_shared_loss_plus_the_ramped_l1_penalty() -> None:
+    from debiaslit.losses import Reweight
+
+    module = MaskMethod(
+        backbone="tiny-bert", loss=Reweight(), binarizer="sigmoid_threshold", threshold=0.1,
+        threshold_initial=0.02, schedule="cubic", penalty="l1_sigmoid", penalty_lambda=3.0,
+    )  # fmt: skip
+    module._progress = 0.25  # what on_train_batch_start sets from the global step
+    bias = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    batch = {"input_ids": IDS, "labels": torch.tensor([0, 1]), "bias_probs": bias}
+    logits = module(batch)
+    weights = 1 - bias[[0, 1], [0, 1]]  # Reweight: w = 1 - p_b(gold)
+    ce = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+    means = [torch.sigmoid(m.scores).mean() for _, m in module.masked.learned()]
+    expected = (weights * ce).sum() / weights.sum() + 3.0 * 0.25 * torch.stack(means).mean()
+    torch.testing.assert_close(module.training_loss(logits, batch), expected)
+
+
+def test_lagrangian_penalty_value_and_ascent_gradient_of_the_multipliers() -> None:
+    module = MaskMethod(backbone="tiny-bert", penalty="lagrangian", target_sparsity=0.5, initial_sparsity=0.2)
+    module._progress = 1.0
+    with torch.no_grad():
+        module.lagrange.copy_(torch.tensor([0.3, 0.2]))
+    # expected sparsity by hand: fraction of scores at or below τ = 0.01 over every masked weight
+    scores = torch.cat([m.scores.detach().flatten() for _, m in module.masked.learned()])
+    gap = float((scores <= 0.01).float().mean()) - 0.5
+    penalty = module.penalty()
+    assert penalty.item() == pytest.approx(0.3 * gap + 0.2 * gap**2, abs=1e-6)
+    penalty.backward()
+    # gradient ascent on the multipliers: their gradient is the negated derivative
+    torch.testing.assert_close(module.lagrange.grad, torch.tensor([-gap, -(gap**2)]))
+    # the scores get the straight-through gradient of λ1·gap + λ2·gap²: d/dS of −mean(M) · (λ1 + 2 λ2 gap)
+    first = next(m for _, m in module.masked.learned())
+    expected = -(0.3 + 2 * 0.2 * gap) / scores.numel()
+    torch.testing.assert_close(first.scores.grad, torch.full_like(first.scores, expected))
+
+
+def test_loading_a_state_dict_restores_scores_and_the_threshold_in_use() -> None:
+    trained = MaskMethod(
+        backbone="tiny-bert", binarizer="sigmoid_threshold", threshold=0.3, initial_sparsity=0.2
+    )
+    trained.masked.set_value(0.45)  # mid-schedule
+    fresh = MaskMethod(
+        backbone="tiny-bert", binarizer="sigmoid_threshold", threshold=0.3, initial_sparsity=0.2
+    )
+    fresh.load_state_dict(trained.state_dict())
+    assert all(m.current == 0.45 for _, m in fresh.masked.learned())
+    first, second = trained.masked.hard_masks(), fresh.masked.hard_masks()
+    assert all(torch.equal(first[p], second[p]) for p in first)
