@@ -12,7 +12,7 @@ import csv
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -149,7 +149,11 @@ def _detect_format(path: Path, first_line: str) -> str:
     )
 
 
-def _parse_jsonl(lines: Iterable[str], collector: RowCollector) -> None:
+def json_objects(
+    lines: Iterable[str], collector: RowCollector, fields: Iterable[str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each JSON line holding ``fields``; every other line is a problem."""
+    fields = list(fields)
     for line, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -161,10 +165,15 @@ def _parse_jsonl(lines: Iterable[str], collector: RowCollector) -> None:
         if not isinstance(obj, dict):
             collector.problem(line, f"expected a JSON object, found {type(obj).__name__}")
             continue
-        missing = [k for k in ("sentence1", "sentence2", "gold_label") if k not in obj]
+        missing = [k for k in fields if k not in obj]
         if missing:
             collector.problem(line, f"missing field(s) {', '.join(missing)}")
             continue
+        yield line, obj
+
+
+def _parse_jsonl(lines: Iterable[str], collector: RowCollector) -> None:
+    for line, obj in json_objects(lines, collector, ("sentence1", "sentence2", "gold_label")):
         collector.add(line, obj.get("pairID"), obj["sentence1"], obj["sentence2"], obj["gold_label"])
 
 

@@ -9,11 +9,10 @@ its line number, as the other readers do.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from debiaslit.data.nli_readers import NLIReadResult, RowCollector
+from debiaslit.data.nli_readers import NLIReadResult, RowCollector, json_objects
 from debiaslit.data.schema import NLI_LABELS
 from debiaslit.errors import ConfigError, DataFormatError
 
@@ -115,18 +114,7 @@ def read_table(
 
 
 def _read_jsonl(file: Iterable[str], roles: Roles, collector: RowCollector, add: AddRow) -> None:
-    for line, raw in enumerate(file, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as err:
-            collector.problem(line, f"invalid JSON ({err.msg} at column {err.colno})")
-            continue
-        missing = [str(c) for c in roles.values() if not isinstance(obj, dict) or c not in obj]
-        if missing:
-            collector.problem(line, f"missing field(s) {', '.join(missing)}")
-            continue
+    for line, obj in json_objects(file, collector, [str(c) for c in roles.values()]):
         add(line, obj)
 
 
