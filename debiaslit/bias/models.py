@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from debiaslit.bias.features import hans_features
 from debiaslit.bias.logistic import LogisticRegression
 from debiaslit.data.schema import NLI_LABELS, NLIExample
-from debiaslit.errors import ConfigError
+from debiaslit.errors import ConfigError, DataFormatError
 from debiaslit.metrics.predictions import ENTAILMENT
 
 
@@ -124,22 +125,38 @@ class BackboneBiasModel:
 
 class CheckpointModel(BackboneBiasModel):
     """Predictions of a model trained in an earlier run (a ``debiaslit fit`` checkpoint), e.g. the
-    plain fine-tuned teacher of confidence regularisation. ``fit`` only loads it: it is not retrained."""
+    plain fine-tuned teacher of confidence regularisation. It is loaded, never retrained.
+
+    The file is unpickled with ``weights_only=True``: our checkpoints hold only tensors, containers and
+    primitives, and a file that needs arbitrary unpickling could run code, so it is refused.
+    """
 
     def __init__(self, path: str, max_length: int = 128) -> None:
         super().__init__(backbone="", max_length=max_length)
         self.path = path
 
-    def fit(self, examples: Sequence[NLIExample]) -> None:
+    def load(self) -> None:
         from debiaslit.backbones import load_backbone
 
         if not Path(self.path).is_file():
             raise ConfigError(f"checkpoint '{self.path}' (bias/teacher model) does not exist")
-        ckpt = torch.load(self.path, map_location="cpu", weights_only=False)
-        backbone = ckpt.get("hyper_parameters", {}).get("backbone")
-        if not backbone:
+        try:
+            ckpt = torch.load(self.path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            reason = str(err).strip().splitlines()[-1]
+            raise DataFormatError(
+                f"checkpoint '{self.path}' holds objects other than tensors, containers and primitives, so "
+                f"loading it would need arbitrary unpickling; refused ({reason}). Re-save it with only "
+                "`state_dict` and `hyper_parameters`, or use predictions saved as a probabilities file"
+            ) from err
+        except (RuntimeError, EOFError) as err:
+            raise DataFormatError(f"checkpoint '{self.path}' is not a readable torch file ({err})") from err
+        hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+        backbone = hparams.get("backbone") if isinstance(hparams, dict) else None
+        if not backbone or not isinstance(ckpt.get("state_dict"), dict):
             raise ConfigError(
-                f"checkpoint '{self.path}' has no `backbone` hyper-parameter: not a debiaslit run"
+                f"checkpoint '{self.path}' has no `backbone` hyper-parameter or no state_dict: "
+                "not a debiaslit run"
             )
         self.model, self.tokenizer = load_backbone(backbone, num_labels=len(NLI_LABELS))
         weights = {

@@ -15,7 +15,6 @@ against the data.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 
 from debiaslit.data.schema import NLI_LABELS, NLIExample
 from debiaslit.errors import DataFormatError
+from debiaslit.utils.files import atomic_path
 
 FORMAT = "debiaslit.probs/1"
 
@@ -47,8 +47,6 @@ def write_probs_file(
     meta: dict[str, Any] | None = None,
 ) -> None:
     """Write ``splits`` (rows in ``label_order``) atomically as a ``debiaslit.probs/1`` JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "label_order": list(label_order),
@@ -62,9 +60,8 @@ def write_probs_file(
         },
         "meta": meta or {},
     }
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload))
 
 
 def read_probs_file(path: str | Path) -> tuple[dict[str, SplitProbs], dict[str, Any]]:
@@ -102,7 +99,12 @@ def read_probs_file(path: str | Path) -> tuple[dict[str, SplitProbs], dict[str, 
     return splits, payload.get("meta") or {}
 
 
-def align(split: SplitProbs, examples: list[NLIExample], where: str, exact: bool) -> torch.Tensor:
+_CACHE_HINT = "It was computed for other data: delete it, or point the cache option elsewhere"
+
+
+def align(
+    split: SplitProbs, examples: list[NLIExample], where: str, exact: bool, hint: str = _CACHE_HINT
+) -> torch.Tensor:
     """Rows of ``split`` in the order of ``examples``; a clear error for missing ids and for gold labels
     that differ. ``exact`` also forbids ids the data lacks (a cache built for other data)."""
     index = split.lookup()
@@ -111,8 +113,7 @@ def align(split: SplitProbs, examples: list[NLIExample], where: str, exact: bool
     if missing or extra:
         raise DataFormatError(
             f"{where}: ids do not match the data ({len(missing)} of {len(examples)} data ids missing, "
-            f"e.g. {missing[:3]}; {extra} ids the data lacks). It was computed for other data: delete "
-            "it, or point the cache option elsewhere"
+            f"e.g. {missing[:5]}; {extra} ids the data lacks). {hint}"
         )
     rows = [index[e.uid] for e in examples]
     if split.labels is not None:

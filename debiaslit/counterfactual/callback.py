@@ -15,6 +15,7 @@ from debiaslit.counterfactual.inference import METHODS, OBJECTIVES
 from debiaslit.counterfactual.saved import SavedSet, counterfactual_evaluate, save_predictions
 from debiaslit.errors import ConfigError
 from debiaslit.metrics.results_table import write_results
+from debiaslit.utils.files import atomic_path
 
 
 class CounterfactualInference(pl.Callback):
@@ -89,9 +90,18 @@ class CounterfactualInference(pl.Callback):
         for k, ds in enumerate(datasets):
             p_m = torch.zeros(len(ds), 3)
             p_b = torch.zeros(len(ds), 3)
+            seen = torch.zeros(len(ds), dtype=torch.bool)
             for shard in shards:
                 for index, pm, pb in shard.get(k, []):
                     p_m[index], p_b[index] = torch.tensor(pm), torch.tensor(pb)
+                    seen[index] = True
+            if not seen.all():  # a zero row would count as "entailment" and enter the fit of c
+                missing = int((~seen).sum())
+                raise ConfigError(
+                    f"CounterfactualInference: evaluation set '{ds.name}' has {missing} of {len(ds)} rows "
+                    "without predictions (e.g. trainer.limit_test_batches < 1.0); TIE / TE_model need "
+                    "every row: test on full sets"
+                )
             sets[ds.name] = SavedSet.from_dataset(ds, p_m, p_b)
         log_dir = Path(trainer.log_dir or ".")
         fitted = {}
@@ -115,5 +125,6 @@ class CounterfactualInference(pl.Callback):
             save_predictions(
                 log_dir / "counterfactual" / "predictions.json", list(sets.values()), {"fitted": fitted}
             )
-            (log_dir / "counterfactual" / "fitted.json").write_text(json.dumps(fitted, indent=2))
+            with atomic_path(log_dir / "counterfactual" / "fitted.json") as tmp:
+                tmp.write_text(json.dumps(fitted, indent=2))
         self.fitted = fitted

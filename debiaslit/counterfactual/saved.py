@@ -16,6 +16,7 @@ from debiaslit.errors import ConfigError, DataFormatError
 from debiaslit.metrics import GroupAccuracy
 from debiaslit.metrics.predictions import predict_classes
 from debiaslit.metrics.results_table import EvalResult
+from debiaslit.utils.files import atomic_path
 
 FORMAT = "debiaslit.counterfactual/1"
 
@@ -65,16 +66,15 @@ class SavedSet:
 
 
 def save_predictions(path: str | Path, sets: list[SavedSet], meta: dict[str, Any] | None = None) -> None:
-    """Write the sets as one ``debiaslit.counterfactual/1`` JSON file."""
+    """Write the sets as one ``debiaslit.counterfactual/1`` JSON file (atomically)."""
     rows = []
     for s in sets:
         row = asdict(s)
         row["p_m"], row["p_b"] = s.p_m.tolist(), s.p_b.tolist()
         rows.append(row)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(
-        json.dumps({"format": FORMAT, "label_order": list(NLI_LABELS), "sets": rows, "meta": meta or {}})
-    )
+    payload = {"format": FORMAT, "label_order": list(NLI_LABELS), "sets": rows, "meta": meta or {}}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload))
 
 
 def load_predictions(path: str | Path) -> dict[str, SavedSet]:

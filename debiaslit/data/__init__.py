@@ -4,6 +4,26 @@ The Lightning DataModules that serve these examples live in :mod:`debiaslit.data
 """
 
 from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS, NLI_LABELS, NLIExample
-from debiaslit.data.sources import NLISource, load_source
+from debiaslit.data.sources import (
+    HansFile,
+    HansGenerated,
+    HubNLI,
+    NLIFile,
+    NLISource,
+    ShortcutSynthetic,
+    TableNLI,
+)
 
-__all__ = ["HANS_HEURISTICS", "HANS_LABELS", "NLI_LABELS", "NLIExample", "NLISource", "load_source"]
+__all__ = [
+    "HANS_HEURISTICS",
+    "HANS_LABELS",
+    "NLI_LABELS",
+    "HansFile",
+    "HansGenerated",
+    "HubNLI",
+    "NLIExample",
+    "NLIFile",
+    "NLISource",
+    "ShortcutSynthetic",
+    "TableNLI",
+]

@@ -48,6 +48,8 @@ HANS_COLUMNS: tuple[str, ...] = (
     "subcase",
     "template",
 )
+#: The columns :func:`read_hans` uses; ``pairID`` and ``template`` are read when present.
+HANS_REQUIRED_COLUMNS: tuple[str, ...] = ("gold_label", "sentence1", "sentence2", "heuristic", "subcase")
 HANS_FILE_NAME = "heuristics_evaluation_set.txt"
 _FORMAT_HINT = (
     f"a tab-separated file with the header {' '.join(HANS_COLUMNS)} (no quoting), i.e. the official "
@@ -60,9 +62,12 @@ def read_hans(path: str | Path, source: str = "hans") -> list[NLIExample]:
     """Read the official HANS file (or one written by :func:`write_hans`).
 
     Rows are read with ``csv.QUOTE_NONE`` because HANS sentences contain bare quote characters.
-    ``uid`` is ``f"{source}:{pairID}"``; heuristic, subcase and template are kept. Every malformed row
-    (wrong column count, unknown label or heuristic, empty sentence, duplicate pairID) is collected and
-    reported in one :class:`DataFormatError` with the line numbers: nothing is dropped silently.
+    Any header holding :data:`HANS_REQUIRED_COLUMNS` is accepted (column order free, other columns
+    ignored), so trimmed or re-exported copies read too. ``uid`` is ``f"{source}:{pairID}"`` (without a
+    ``pairID`` column, ``f"{source}:{line}"``); heuristic, subcase and template (when present) are kept.
+    Every malformed row (wrong column count, unknown label or heuristic, empty sentence, duplicate
+    pairID) is collected and reported in one :class:`DataFormatError` with the line numbers: nothing is
+    dropped silently.
     ``path`` may also be a folder holding ``heuristics_evaluation_set.txt``.
     """
     path = Path(path)
@@ -78,13 +83,14 @@ def read_hans(path: str | Path, source: str = "hans") -> list[NLIExample]:
         header = next(reader, None)
         if header is None:
             raise DataFormatError(f"HANS file {path} is empty; expected {_FORMAT_HINT}")
-        missing = [c for c in HANS_COLUMNS if c not in header]
+        missing = [c for c in HANS_REQUIRED_COLUMNS if c not in header]
         if missing:
             raise DataFormatError(
-                f"HANS file {path}: line 1 is not a HANS header (missing columns {missing}); "
+                f"HANS file {path}: line 1 is not a HANS header (missing columns {missing}; it needs "
+                f"{', '.join(HANS_REQUIRED_COLUMNS)}, optionally pairID and template); "
                 f"expected {_FORMAT_HINT}"
             )
-        col = {name: header.index(name) for name in HANS_COLUMNS}
+        col = {name: header.index(name) for name in HANS_COLUMNS if name in header}
         for row in reader:
             line = reader.line_num
             if not row:  # a blank line carries no data (e.g. a trailing newline)
@@ -94,7 +100,7 @@ def read_hans(path: str | Path, source: str = "hans") -> list[NLIExample]:
                 continue
             label, heuristic = row[col["gold_label"]], row[col["heuristic"]]
             premise, hypothesis = row[col["sentence1"]].strip(), row[col["sentence2"]].strip()
-            pair_id = row[col["pairID"]].strip()
+            pair_id = row[col["pairID"]].strip() if "pairID" in col else str(line)
             if label not in HANS_LABELS:
                 problems.append((line, f"unknown label '{label}' (expected one of {HANS_LABELS})"))
             elif heuristic not in HANS_HEURISTICS:
@@ -117,7 +123,7 @@ def read_hans(path: str | Path, source: str = "hans") -> list[NLIExample]:
                         label=label,
                         heuristic=heuristic,
                         subcase=row[col["subcase"]] or None,
-                        template=row[col["template"]] or None,
+                        template=(row[col["template"]] or None) if "template" in col else None,
                     )
                 )
     if problems:

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -53,7 +53,7 @@ class NLIReadResult:
 
 
 @dataclass
-class _Collector:
+class RowCollector:
     """Builds examples from one input and gathers all its problems, so they are reported in one error."""
 
     where: str
@@ -125,7 +125,7 @@ def read_nli_file(path: str | Path, fmt: str = "auto", source: str | None = None
             if fmt == "auto":
                 fmt = _detect_format(path, first.rstrip("\r\n"))
             file.seek(0)
-            collector = _Collector(str(path), source or path.stem, _EXPECTED[fmt])
+            collector = RowCollector(str(path), source or path.stem, _EXPECTED[fmt])
             if fmt.endswith("_jsonl"):
                 _parse_jsonl(file, collector)
             else:
@@ -149,7 +149,11 @@ def _detect_format(path: Path, first_line: str) -> str:
     )
 
 
-def _parse_jsonl(lines: Iterable[str], collector: _Collector) -> None:
+def json_objects(
+    lines: Iterable[str], collector: RowCollector, fields: Iterable[str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each JSON line holding ``fields``; every other line is a problem."""
+    fields = list(fields)
     for line, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -161,10 +165,15 @@ def _parse_jsonl(lines: Iterable[str], collector: _Collector) -> None:
         if not isinstance(obj, dict):
             collector.problem(line, f"expected a JSON object, found {type(obj).__name__}")
             continue
-        missing = [k for k in ("sentence1", "sentence2", "gold_label") if k not in obj]
+        missing = [k for k in fields if k not in obj]
         if missing:
             collector.problem(line, f"missing field(s) {', '.join(missing)}")
             continue
+        yield line, obj
+
+
+def _parse_jsonl(lines: Iterable[str], collector: RowCollector) -> None:
+    for line, obj in json_objects(lines, collector, ("sentence1", "sentence2", "gold_label")):
         collector.add(line, obj.get("pairID"), obj["sentence1"], obj["sentence2"], obj["gold_label"])
 
 
@@ -181,7 +190,7 @@ def _tsv_columns(header: list[str], fmt: str, where: str) -> tuple[str, str, str
     return "sentence1", "sentence2", label, row_id
 
 
-def _parse_tsv(lines: Iterable[str], fmt: str, collector: _Collector) -> None:
+def _parse_tsv(lines: Iterable[str], fmt: str, collector: RowCollector) -> None:
     reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     header = next(reader)
     premise, hypothesis, label, row_id = _tsv_columns(header, fmt, collector.where)
@@ -223,7 +232,7 @@ def nli_examples_from_rows(
     unknown = [n for n in label_names if n.lower() not in NLI_LABELS]
     if unknown:
         raise DataFormatError(f"{where}: label names {unknown} are not NLI labels ({', '.join(NLI_LABELS)})")
-    collector = _Collector(where, source, "premise, hypothesis and a ClassLabel label", "row", "label -1")
+    collector = RowCollector(where, source, "premise, hypothesis and a ClassLabel label", "row", "label -1")
     for index, row in enumerate(rows):
         label = row.get("label")
         if label == -1:
@@ -268,18 +277,21 @@ class _HasUid(Protocol):
 T = TypeVar("T", bound=_HasUid)
 
 
-def split_train_val(examples: Sequence[T], val_fraction: float, seed: int) -> tuple[list[T], list[T]]:
+def split_train_val(
+    examples: Sequence[T], val_fraction: float, seed: int, option: str = "val_fraction"
+) -> tuple[list[T], list[T]]:
     """Deterministic seeded (train, val) split that depends on the uids only, not on the input order.
 
     Examples are ranked by a hash of (seed, uid) and the first ``round(n * val_fraction)`` go to val;
-    both sides keep the input order.
+    both sides keep the input order. ``option`` is the name errors give the fraction (the option the
+    user set, e.g. ``data.heldout_fraction``).
     """
     if not 0 < val_fraction < 1:
-        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise ConfigError(f"{option} must be in (0, 1), got {val_fraction}")
     n_val = round(len(examples) * val_fraction)
     if n_val == 0 or n_val == len(examples):
         raise ConfigError(
-            f"val_fraction={val_fraction} of {len(examples)} examples leaves an empty train or val split"
+            f"{option}={val_fraction} of {len(examples)} examples leaves an empty train or held-out split"
         )
 
     def rank(i: int) -> tuple[bytes, str]:

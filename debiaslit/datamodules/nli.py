@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -13,21 +11,15 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+# The modules that define every NLISource and BiasModelSpec subclass are imported here, so that the
+# CLI (which imports debiaslit.datamodules) resolves their short names (`class_path: HansFile`).
 from debiaslit.bias.spec import BiasModelSpec
 from debiaslit.data.collate import PadCollator
 from debiaslit.data.encoded import EncodedNLI
 from debiaslit.data.samplers import eval_sampler, train_sampler
 from debiaslit.data.schema import NLIExample
-from debiaslit.data.sources import NLISource, load_source
+from debiaslit.data.sources import NLISource
 from debiaslit.errors import ConfigError
-
-
-def _examples_key(examples: Sequence[NLIExample]) -> str:
-    """Short hash of ids, texts and labels: a cache file name that changes when the data does."""
-    digest = hashlib.sha1()
-    for e in examples:
-        digest.update(f"{e.uid}\t{e.premise}\t{e.hypothesis}\t{e.label}\n".encode())
-    return digest.hexdigest()[:10]
 
 
 class NLIDataModule(pl.LightningDataModule):
@@ -38,7 +30,10 @@ class NLIDataModule(pl.LightningDataModule):
     process count, so 1 process at batch 2B sees the same global batches as 2 processes at B.
     The CLI sets ``use_distributed_sampler: false`` so that Lightning keeps these samplers.
 
-    ``bias`` (a :class:`~debiaslit.bias.BiasModelSpec`) attaches a bias model's probabilities to the
+    ``train`` and each of ``eval_sets`` is an :class:`~debiaslit.data.NLISource` (``NLIFile``,
+    ``TableNLI``, ``HubNLI``, ``HansFile``, ``HansGenerated``, ``ShortcutSynthetic``).
+    ``bias`` (a :class:`~debiaslit.bias.BiasModelSpec`: ``HansFeaturesBias``, ``HypothesisOnlyBias``,
+    ``FinetunedBias``, ``CheckpointBias``, ``ProbsFileBias``) attaches a bias model's probabilities to the
     training batches (cross-fitted, out of sample by default) and to the evaluation batches (a model
     trained on the whole training set) as ``bias_probs``; ``teacher`` attaches ``teacher_probs`` to the
     training batches (confidence regularisation). Both are computed once, on rank 0 under DDP, and cached
@@ -73,7 +68,6 @@ class NLIDataModule(pl.LightningDataModule):
         self.model_specs: dict[str, BiasModelSpec] = {}
         for role, spec in (("bias", bias), ("teacher", teacher)):
             if spec is not None:
-                spec = BiasModelSpec(**spec) if isinstance(spec, dict) else spec
                 spec.validate(f"data.{role}")
                 self.model_specs[role] = spec
         self.train_set: EncodedNLI | None = None
@@ -97,11 +91,13 @@ class NLIDataModule(pl.LightningDataModule):
         hp = self.hparams
         eval_examples: dict[str, list[NLIExample]] = {}
         if self.train_source is not None:
-            train = load_source(self.train_source, "train")
+            train = self.train_source.load("train")
             if hp.heldout_fraction > 0:
                 from debiaslit.data.nli_readers import split_train_val
 
-                train, heldout = split_train_val(train, hp.heldout_fraction, seed=hp.seed)
+                train, heldout = split_train_val(
+                    train, hp.heldout_fraction, seed=hp.seed, option="data.heldout_fraction"
+                )
                 eval_examples[hp.heldout_name] = heldout
             self.train_set = EncodedNLI("train", train, self.tokenizer, hp.max_length)
             if self.train_set.is_hans:
@@ -109,7 +105,7 @@ class NLIDataModule(pl.LightningDataModule):
             counts = Counter(e.label for e in train)
             rank_zero_info(f"[debiaslit] train: {len(train)} pairs {dict(sorted(counts.items()))}")
         for name, source in self.eval_sources.items():
-            eval_examples[name] = load_source(source, name)
+            eval_examples[name] = source.load(name)
         for name, examples in eval_examples.items():
             self.eval_datasets[name] = EncodedNLI(name, examples, self.tokenizer, hp.max_length)
             rank_zero_info(f"[debiaslit] eval set '{name}': {len(examples)} pairs")
@@ -125,19 +121,18 @@ class NLIDataModule(pl.LightningDataModule):
         return (
             Path(root)
             / "bias_cache"
-            / f"{role}-{spec.kind}-{spec.fingerprint(self.hparams.tokenizer)}-{data_key}.json"
+            / f"{role}-{type(spec).__name__}-{spec.fingerprint(self.hparams.tokenizer)}-{data_key}.json"
         )
 
     def _attach_model_probs(self, role: str, spec: BiasModelSpec, field: str) -> None:
         """Compute (rank 0 first, others then read its cache) and attach one model's probabilities."""
-        from debiaslit.bias.build import TRAIN, compute_bias_probs
+        from debiaslit.bias.build import TRAIN, compute_bias_probs, data_key
 
         if self.train_set is None:
             raise ConfigError(f"data.{role} needs a training source (data.train) to fit or align on")
         train = self.train_set.examples
         evals = {name: ds.examples for name, ds in self.eval_datasets.items()} if role == "bias" else {}
-        data_key = _examples_key([*train, *(e for ex in evals.values() for e in ex)])
-        cache = self._cache_path(role, spec, data_key)
+        cache = self._cache_path(role, spec, data_key({TRAIN: train, **evals}))
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
 
         def run() -> Any:
@@ -156,8 +151,13 @@ class NLIDataModule(pl.LightningDataModule):
             if name != TRAIN:
                 self.eval_datasets[name].extras[field] = probs
         self.bias_reports[role] = result.report
-        origin = f"cache {result.cache_path}" if result.from_cache else f"{spec.kind}, {spec.folds} fold(s)"
+        origin = f"cache {result.cache_path}" if result.from_cache else spec.describe()
         for split, rep in result.report.items():
+            if not rep["coverage"]:
+                rank_zero_info(
+                    f"[debiaslit] {role} model ({origin}) on {split}: no probabilities (coverage 0)"
+                )
+                continue
             rank_zero_info(
                 f"[debiaslit] {role} model ({origin}) on {split}: acc {rep['acc']:.4f}, ECE {rep['ece']:.4f}"
                 + (f", out of sample: {rep['out_of_sample']}" if "out_of_sample" in rep else "")

@@ -1,1 +1,1 @@
-"""Small helpers every layer may use: file locations."""
+"""Small helpers every layer may use: file locations, atomic writes."""

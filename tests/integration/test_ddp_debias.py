@@ -30,7 +30,7 @@ def test_ddp_reweighting_two_processes_match_one(tmp_path: Path) -> None:
     single = _fit(tmp_path, "single", devices=1, batch_size=8)
     ddp = _fit(tmp_path, "ddp", devices=2, batch_size=4)
     for out in (single, ddp):
-        assert "bias model (hans_features, 3 fold(s)) on train" in out.stdout + out.stderr
+        assert "bias model (HansFeaturesBias, 3 fold(s)) on train" in out.stdout + out.stderr
     assert len(list((tmp_path / "logs/ddp/bias_cache").glob("*.json"))) == 1
 
     def weights(name: str) -> dict[str, torch.Tensor]:

@@ -14,9 +14,11 @@ import torch.nn.functional as F
 
 from debiaslit.bias import (
     BackboneBiasModel,
-    BiasModelSpec,
+    FinetunedBias,
     HansFeatureModel,
+    HansFeaturesBias,
     LogisticRegression,
+    ProbsFileBias,
     SplitProbs,
     compute_bias_probs,
     cross_fit_predict,
@@ -26,7 +28,7 @@ from debiaslit.bias import (
     write_probs_file,
 )
 from debiaslit.data.schema import NLI_LABELS, NLIExample
-from debiaslit.data.sources import NLISource
+from debiaslit.data.sources import HansGenerated, ShortcutSynthetic
 from debiaslit.data.synthetic import generate_shortcut_nli
 from debiaslit.datamodules import NLIDataModule
 from debiaslit.errors import ConfigError, DataFormatError
@@ -141,7 +143,7 @@ def test_hans_feature_model_captures_the_overlap_shortcut() -> None:
 def test_cache_roundtrip_and_mismatch_errors(tmp_path) -> None:
     train = generate_shortcut_nli(60, 0.9, seed=0)
     evals = {"ood": generate_shortcut_nli(30, 0.5, seed=1, source="ood")}
-    spec = BiasModelSpec(kind="hans_features", folds=3)
+    spec = HansFeaturesBias(folds=3)
     cache = tmp_path / "bias.json"
     first = compute_bias_probs(spec, train, evals, cache_path=cache)
     assert not first.from_cache and cache.is_file()
@@ -161,8 +163,11 @@ def test_cache_roundtrip_and_mismatch_errors(tmp_path) -> None:
     relabelled = [dataclasses.replace(train[0], label=flipped), *train[1:]]
     with pytest.raises(DataFormatError, match="gold label"):
         compute_bias_probs(spec, relabelled, evals, cache_path=cache)
-    with pytest.raises(DataFormatError, match="another bias-model spec"):
-        compute_bias_probs(BiasModelSpec(kind="hans_features", folds=2), train, evals, cache_path=cache)
+    with pytest.raises(DataFormatError, match="another bias model"):
+        compute_bias_probs(HansFeaturesBias(folds=2), train, evals, cache_path=cache)
+    retexted = [dataclasses.replace(train[0], premise=train[0].premise + " again"), *train[1:]]
+    with pytest.raises(DataFormatError, match="texts"):
+        compute_bias_probs(spec, retexted, evals, cache_path=cache)
 
 
 def test_probability_file_is_mapped_by_label_name(tmp_path) -> None:
@@ -178,7 +183,7 @@ def test_probability_file_is_mapped_by_label_name(tmp_path) -> None:
     splits, _ = read_probs_file(path)
     expected = rows[:, [1, 2, 0]]  # -> entailment, neutral, contradiction
     torch.testing.assert_close(splits["train"].probs, expected, atol=1e-7, rtol=0)
-    result = compute_bias_probs(BiasModelSpec(kind="file", path=str(path)), train[::-1], {})
+    result = compute_bias_probs(ProbsFileBias(str(path)), train[::-1], {})
     torch.testing.assert_close(result.probs["train"], expected.flip(0), atol=1e-7, rtol=0)
 
     payload = json.loads(path.read_text())
@@ -189,26 +194,28 @@ def test_probability_file_is_mapped_by_label_name(tmp_path) -> None:
         read_probs_file(bad)
     with pytest.raises(DataFormatError, match="does not exist"):
         read_probs_file(tmp_path / "missing.json")
-    with pytest.raises(ConfigError, match="kind"):
-        BiasModelSpec(kind="magic").validate("data.bias")
+    with pytest.raises(ConfigError, match="data.bias.lr_classes"):
+        HansFeaturesBias(lr_classes="magic").validate("data.bias")
+    with pytest.raises(ConfigError, match="data.teacher.folds"):
+        FinetunedBias(folds=0).validate("data.teacher")
 
 
 def test_datamodule_attaches_bias_and_teacher_probs_by_uid(tmp_path) -> None:
-    source = NLISource(kind="shortcut_synthetic", n=40, shortcut_rate=0.9)
+    source = ShortcutSynthetic(n=40, shortcut_rate=0.9)
     teacher_rows = torch.softmax(torch.randn(40, 3, generator=torch.Generator().manual_seed(0)), -1)
     train = generate_shortcut_nli(40, 0.9, seed=0, source="train")
     teacher_path = tmp_path / "teacher.json"
     write_probs_file(teacher_path, {"train": SplitProbs([e.uid for e in train], teacher_rows)})
     dm = NLIDataModule(
         train=source,
-        eval_sets={"hans": NLISource(kind="hans_generated", n=1)},
+        eval_sets={"hans": HansGenerated(n=1)},
         tokenizer="tiny-bert",
         batch_size=8,
-        bias={"kind": "hans_features", "folds": 4, "cache": str(tmp_path / "cache.json")},
-        teacher=BiasModelSpec(kind="file", path=str(teacher_path)),
+        bias=HansFeaturesBias(folds=4, cache=str(tmp_path / "cache.json")),
+        teacher=ProbsFileBias(str(teacher_path)),
     )
     dm.setup("fit")
-    direct = compute_bias_probs(BiasModelSpec(kind="hans_features", folds=4), train, {})
+    direct = compute_bias_probs(HansFeaturesBias(folds=4), train, {})
     teacher_of = {e.uid: teacher_rows[i] for i, e in enumerate(train)}
     for batch in dm.train_dataloader():
         for i, index in enumerate(batch["index"].tolist()):
@@ -231,6 +238,6 @@ def test_backbone_bias_models_train_and_hypothesis_only_sees_only_hypotheses() -
     probs = hyp_only.predict(examples)
     assert probs.shape == (24, 3) and torch.allclose(probs.sum(1), torch.ones(24), atol=1e-5)
     # Utama's shallow model: the pair model on a small subset, cross-fitted
-    spec = BiasModelSpec(kind="finetune", folds=2, train_size=8, epochs=1, batch_size=8, max_length=32)
+    spec = FinetunedBias(folds=2, train_size=8, epochs=1, batch_size=8, max_length=32)
     result = compute_bias_probs(spec, examples, {}, backbone="tiny-bert")
     assert result.probs["train"].shape == (24, 3) and result.report["train"]["out_of_sample"]

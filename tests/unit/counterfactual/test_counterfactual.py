@@ -180,3 +180,7 @@ def test_counterfactual_callback_in_debiaslit_test(tmp_path: Path, monkeypatch: 
     logged = acc.Scalars("test_tie/hans_like/acc")[-1].value
     assert logged == pytest.approx(results["hans_like"].accuracy, abs=1e-6)
     assert "test_te_model/c" in acc.Tags()["scalars"]
+    # a test pass that skips rows must not fill them with zeros (= "entailment") and fit c on them
+    partial = {"ckpt_path": str(ckpt), "trainer.callbacks": [callback], "trainer.limit_test_batches": 1}
+    with pytest.raises(ConfigError, match="evaluation set 'synth_ood' has 47 of 63 rows without predictions"):
+        debiaslit.test(config=configs, overrides=partial)

@@ -103,6 +103,22 @@ def test_wrong_header_and_empty_file(tmp_path: Path) -> None:
         read_hans(tmp_path / "empty.txt")
 
 
+def test_any_header_with_the_used_columns_is_read(tmp_path: Path) -> None:
+    # reordered, no parses, no pairID or template: ids fall back to line numbers
+    path = _write(
+        tmp_path / "trimmed.tsv",
+        ["ln_subject/object_swap\tlexical_overlap\tThe doctor saw the judge .\tThe judge saw the doctor ."
+         "\tnon-entailment\textra"],
+        header="subcase\theuristic\tsentence1\tsentence2\tgold_label\tnote",
+    )  # fmt: skip
+    assert read_hans(path) == [
+        NLIExample("hans:2", "The doctor saw the judge .", "The judge saw the doctor .", "non-entailment",
+                   "lexical_overlap", "ln_subject/object_swap", None)
+    ]  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"missing columns \['subcase'\]"):
+        read_hans(_write(tmp_path / "h.txt", [], header="gold_label\tsentence1\tsentence2\theuristic"))
+
+
 def test_write_read_round_trip(tmp_path: Path) -> None:
     generated = generate_hans_like(n_per_subcase=3, seed=5)
     # with source="hansgen" the uids come back unchanged

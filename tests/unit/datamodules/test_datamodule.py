@@ -12,7 +12,7 @@ from torch.utils.data import DistributedSampler
 from debiaslit.data.collate import PadCollator
 from debiaslit.data.encoded import EncodedNLI
 from debiaslit.data.schema import NLIExample
-from debiaslit.data.sources import NLISource, load_source
+from debiaslit.data.sources import HansGenerated, NLIFile, ShortcutSynthetic
 from debiaslit.datamodules import NLIDataModule
 from debiaslit.errors import ConfigError, DataFormatError
 from debiaslit.metrics import GroupAccuracy
@@ -28,10 +28,10 @@ def _dm(**kwargs) -> NLIDataModule:
 
 def test_heldout_split_and_eval_sets() -> None:
     dm = _dm(
-        train=NLISource(kind="shortcut_synthetic", n=100),
+        train=ShortcutSynthetic(n=100),
         heldout_fraction=0.2,
         heldout_name="in_dist",
-        eval_sets={"hans_like": NLISource(kind="hans_generated", n=2)},
+        eval_sets={"hans_like": HansGenerated(n=2)},
     )
     assert dm.eval_names == ["in_dist", "hans_like"]
     assert len(dm.train_set) == 80 and len(dm.eval_datasets["in_dist"]) == 20
@@ -48,15 +48,15 @@ def test_heldout_split_and_eval_sets() -> None:
 
 def test_mnli_dev_file_with_limit_is_seeded_and_label_mapped() -> None:
     path = str(shared_path("mnli", "mnli_development_set_number_of_correct_responses.txt"))
-    a = load_source(NLISource(kind="file", path=path, limit=500, seed=1), "mnli")
-    b = load_source(NLISource(kind="file", path=path, limit=500, seed=1), "mnli")
-    c = load_source(NLISource(kind="file", path=path, limit=500, seed=2), "mnli")
+    a = NLIFile(path=path, limit=500, seed=1).load("mnli")
+    b = NLIFile(path=path, limit=500, seed=1).load("mnli")
+    c = NLIFile(path=path, limit=500, seed=2).load("mnli")
     assert [e.uid for e in a] == [e.uid for e in b] != [e.uid for e in c]
     assert len(a) == 500 and {e.label for e in a} == {"entailment", "neutral", "contradiction"}
 
 
 def test_collator_pads_and_keeps_fields() -> None:
-    ds = EncodedNLI("x", load_source(NLISource(kind="shortcut_synthetic", n=6), "x"), _dm_tok(), 32)
+    ds = EncodedNLI("x", ShortcutSynthetic(n=6).load("x"), _dm_tok(), 32)
     batch = PadCollator(pad_token_id=0)([ds[i] for i in range(4)])
     lengths = [len(ds[i]["input_ids"]) for i in range(4)]
     assert batch["input_ids"].shape == (4, max(lengths))
@@ -111,33 +111,78 @@ def test_group_accuracy_matches_naive_loop_and_sparse_groups() -> None:
 
 def test_bad_options_name_the_option() -> None:
     with pytest.raises(ConfigError, match="heldout_fraction"):
-        NLIDataModule(train=NLISource(kind="shortcut_synthetic"), heldout_fraction=1.5)
-    with pytest.raises(ConfigError, match="unknown kind 'csv'"):
-        load_source(NLISource(kind="csv", path="x"), "train")
-    with pytest.raises(ConfigError, match="needs `path`"):
-        load_source(NLISource(kind="file"), "train")
+        NLIDataModule(train=ShortcutSynthetic(), heldout_fraction=1.5)
+    with pytest.raises(ConfigError, match="limit must be >= 1"):
+        ShortcutSynthetic(n=4, limit=0).load("train")
     with pytest.raises(ConfigError, match="give a `train` source"):
         NLIDataModule()
     with pytest.raises(ConfigError, match="clashes"):
-        NLIDataModule(train=NLISource(kind="shortcut_synthetic"), heldout_fraction=0.1, heldout_name="a",
-                      eval_sets={"a": NLISource(kind="hans_generated")})  # fmt: skip
+        NLIDataModule(train=ShortcutSynthetic(), heldout_fraction=0.1, heldout_name="a",
+                      eval_sets={"a": HansGenerated()})  # fmt: skip
+
+
+def test_heldout_split_too_small_names_heldout_fraction() -> None:
+    with pytest.raises(ConfigError) as err:
+        _dm(train=ShortcutSynthetic(n=20), heldout_fraction=0.01)
+    message = str(err.value)
+    assert "data.heldout_fraction=0.01 of 20 examples" in message and "val_fraction" not in message
+
+
+ALL_CLASSES = """
+train: {class_path: ShortcutSynthetic, init_args: {n: 30, shortcut_rate: 0.8, seed: 2}}
+eval_sets:
+  a: {class_path: HansGenerated, init_args: {n: 1}}
+  b: {class_path: NLIFile, init_args: {path: x.tsv, format: glue_tsv, limit: 5}}
+  c: {class_path: TableNLI, init_args: {path: x.tsv, header: false, label_map: {0: entailment}}}
+  d: {class_path: HubNLI, init_args: {path: nyu-mll/glue, split: validation_matched}}
+  e: {class_path: HansFile, init_args: {path: hans.txt}}
+bias: {class_path: HansFeaturesBias, init_args: {folds: 3}}
+teacher: {class_path: %s, init_args: {path: run.ckpt}}
+"""
+
+
+@pytest.mark.parametrize("bias", ["CheckpointBias", "ProbsFileBias"])
+def test_short_class_names_resolve_for_every_source_and_bias_model(bias: str, tmp_path: Path) -> None:
+    """The CLI imports debiaslit.datamodules; that alone must make every short class name resolvable."""
+    from jsonargparse import ArgumentParser
+
+    import debiaslit.bias as bias_models
+    import debiaslit.data as sources
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(NLIDataModule, "data")
+    config = tmp_path / "data.yaml"
+    config.write_text(ALL_CLASSES % bias)
+    data = parser.instantiate_classes(parser.parse_args([f"--data={config}"])).data
+    assert type(data.train_source) is sources.ShortcutSynthetic and data.train_source.shortcut_rate == 0.8
+    assert [type(s).__name__ for s in data.eval_sources.values()] == [
+        "HansGenerated", "NLIFile", "TableNLI", "HubNLI", "HansFile"
+    ]  # fmt: skip
+    assert data.eval_sources["c"].label_map == {0: "entailment"} and data.eval_sources["b"].limit == 5
+    assert type(data.model_specs["bias"]) is bias_models.HansFeaturesBias
+    assert type(data.model_specs["teacher"]).__name__ == bias
+    for name in ("HypothesisOnlyBias", "FinetunedBias"):
+        cfg = parser.parse_args([f"--data={config}", f"--data.bias={name}", "--data.bias.epochs=1"])
+        assert type(parser.instantiate_classes(cfg).data.model_specs["bias"]).__name__ == name
+    with pytest.raises(Exception, match="NoSuchSource"):
+        parser.parse_args([f"--data={config}", "--data.train=NoSuchSource"])
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="nope.tsv"):
-        load_source(NLISource(kind="file", path=str(tmp_path / "nope.tsv")), "train")
+        NLIFile(path=str(tmp_path / "nope.tsv")).load("train")
 
 
 def test_split_emptied_by_a_filter_says_which(tmp_path: Path) -> None:
     path = tmp_path / "snli.jsonl"
     path.write_text('{"sentence1": "A b.", "sentence2": "A.", "gold_label": "-", "pairID": "1"}\n')
     with pytest.raises(DataFormatError, match="gold_label '-'"):
-        load_source(NLISource(kind="file", path=str(path)), "train")
+        NLIFile(path=str(path)).load("train")
 
 
 def test_hans_data_cannot_train_and_unknown_labels_are_named() -> None:
     with pytest.raises(ConfigError, match="cannot train"):
-        _dm(train=NLISource(kind="hans_generated", n=1))
+        _dm(train=HansGenerated(n=1))
     bad = [NLIExample("u:1", "p", "h", "non-entailment"), NLIExample("u:2", "p", "h", "neutral")]
     with pytest.raises(DataFormatError, match="neutral"):
         EncodedNLI("mixed", bad, _dm_tok(), 16)
