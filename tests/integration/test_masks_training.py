@@ -15,14 +15,12 @@ TINY_MASK = str(REPO_ROOT / "tests" / "configs" / "tiny_mask.yaml")
 SCORES = ".scores"
 # sigmoid threshold with a cubic schedule and the L1 penalty: resume must restore schedule + penalty
 MEISSNER = {
-    "model.init_args.binarizer": "sigmoid_threshold",
-    "model.init_args.schedule": "cubic",
-    "model.init_args.threshold": 0.5,
-    "model.init_args.threshold_initial": 0.3,
-    "model.init_args.penalty": "l1_sigmoid",
-    "model.init_args.penalty_lambda": 1.0,
-    "model.init_args.initial_sparsity": 0.05,
-    "model.init_args.init_width": 2.0,
+    "model.init_args.binarizer": {
+        "class_path": "SigmoidThreshold",
+        "init_args": {"threshold": 0.5, "threshold_initial": 0.3, "schedule": "cubic"},
+    },
+    "model.init_args.penalty": {"class_path": "L1Sigmoid", "init_args": {"lambda_": 1.0}},
+    "model.init_args.init": {"class_path": "UniformInit", "init_args": {"sparsity": 0.05, "width": 2.0}},
 }
 
 

@@ -28,7 +28,7 @@ from debiaslit.methods.masks.masked_weights import attach_masks
 from debiaslit.methods.masks.sparsity_report import sparsity_figure, write_sparsity_outputs
 
 #: What trains besides the mask scores.
-TRAIN = ("masks", "head", "all")
+TRAINABLE = ("masks", "head", "all")
 OPTION = "model.init_args"
 
 
@@ -50,7 +50,7 @@ class MaskMethod(ClassifierModule):
         penalty: Sparsity term added to the loss: ``NoPenalty`` (None), ``L1Sigmoid(lambda_)``,
             ``ExpectedL0(lambda_)`` (hard-concrete), ``Lagrangian(target_sparsity)``; λ is ramped by
             the binarizer (λ_t = λ·τ_t/τ_f for threshold schedules).
-        train: What trains besides the scores: ``masks`` (nothing: frozen W), ``head`` (the pooler and
+        trainable: What trains besides the scores: ``masks`` (nothing: frozen W), ``head`` (the pooler and
             task head, for a new head on a model not fine-tuned), ``all`` (every backbone weight too).
     """
 
@@ -69,7 +69,7 @@ class MaskMethod(ClassifierModule):
         binarizer: Binarizer | None = None,
         init: ScoreInit | None = None,
         penalty: SparsityPenalty | None = None,
-        train: Literal["masks", "head", "all"] = "masks",
+        trainable: Literal["masks", "head", "all"] = "masks",
     ) -> None:
         super().__init__(
             backbone, num_labels, lr, weight_decay, warmup_ratio, dropout, init_weights_from, loss, evaluator
@@ -78,8 +78,8 @@ class MaskMethod(ClassifierModule):
         self.binarizer = Threshold() if binarizer is None else binarizer
         self.score_init = UniformInit() if init is None else init
         self.penalty = NoPenalty() if penalty is None else penalty
-        if train not in TRAIN:
-            raise ConfigError(f"{OPTION}.train must be one of {TRAIN}, got {train!r}")
+        if trainable not in TRAINABLE:
+            raise ConfigError(f"{OPTION}.trainable must be one of {TRAINABLE}, got {trainable!r}")
         self.binarizer.validate(f"{OPTION}.binarizer")
         self.score_init.validate(f"{OPTION}.init", self.binarizer)
         self.penalty.validate(f"{OPTION}.penalty", self.binarizer, f"{OPTION}.binarizer")
@@ -87,8 +87,8 @@ class MaskMethod(ClassifierModule):
         selected = self.units.resolve(cmap, f"{OPTION}.units")
 
         for param in self.model.parameters():
-            param.requires_grad_(train == "all")
-        if train == "head":
+            param.requires_grad_(trainable == "all")
+        if trainable == "head":
             for path in cmap.task_head_paths:
                 self.model.get_submodule(path).requires_grad_(True)
         self.masked = attach_masks(

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from debiaslit.backbones import load_backbone
+from debiaslit.cma.neurons import AllUnits
 from debiaslit.errors import ConfigError
+from debiaslit.gates import UniformInit
 from debiaslit.methods.masks import MaskMethod, apply_masks, load_masks, remove_masks
 from debiaslit.methods.masks.export import pack_bits, unpack_bits
 
@@ -34,7 +36,7 @@ def test_save_pretrained_export_loads_without_debiaslit(
 ) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    module = MaskMethod(backbone=backbone, initial_sparsity=0.3, mask_classifier=mask_classifier)
+    module = MaskMethod(backbone=backbone, init=UniformInit(0.3), units=AllUnits(include_head=mask_classifier))
     masked_logits = _logits(module.model)
     module.export_pretrained(tmp_path / "plain")
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "plain")
@@ -49,7 +51,7 @@ def test_masks_only_file_reloads_identical_masks_onto_a_fresh_backbone(
     tmp_path: Path, granularity: str
 ) -> None:
     module = MaskMethod(
-        backbone="tiny-gpt2", components=["Q", "I"], initial_sparsity=0.3, granularity=granularity
+        backbone="tiny-gpt2", units=AllUnits(["Q", "I"], granularity=granularity), init=UniformInit(0.3)
     )
     path = module.save_masks(tmp_path / "masks.safetensors")
     n_weights = sum(m.scores.numel() for _, m in module.masked.learned())
