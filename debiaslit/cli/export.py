@@ -20,10 +20,6 @@ import debiaslit.methods  # noqa: F401  (the methods a checkpoint may name)
 from debiaslit.errors import ConfigError, DataFormatError
 
 
-def _subclasses(cls: type) -> list[type]:
-    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
-
-
 def method_class(ckpt_path: Path) -> type[pl.LightningModule]:
     """The LightningModule class recorded in a CLI checkpoint; ConfigError when it records none."""
     if not ckpt_path.is_file():
@@ -35,10 +31,11 @@ def method_class(ckpt_path: Path) -> type[pl.LightningModule]:
             f"{ckpt_path} records no method class (hyper_parameters._class_path): it was not written by "
             "`debiaslit fit`; load it with <Method>.load_from_checkpoint and call export_pretrained"
         )
-    for cls in _subclasses(pl.LightningModule):
-        if class_path in (f"{cls.__module__}.{cls.__qualname__}", cls.__name__):
-            return cls
-    raise ConfigError(f"{ckpt_path}: method class {class_path!r} is not a debiaslit method (not imported)")
+    module_name, _, name = class_path.rpartition(".")
+    cls = getattr(sys.modules.get(module_name), name, None)  # never imports what a file names
+    if not (isinstance(cls, type) and issubclass(cls, pl.LightningModule)):
+        raise ConfigError(f"{ckpt_path}: method class {class_path!r} is not an imported LightningModule")
+    return cls
 
 
 def export(ckpt_path: str | Path, output: str | Path, masks_only: bool = False) -> Path:
@@ -52,7 +49,9 @@ def export(ckpt_path: str | Path, output: str | Path, masks_only: bool = False) 
             f"weights export (e.g. MaskMethod); {cls.__name__}'s checkpoint is the result"
         )
     # the weights come from the checkpoint itself, not from the run's warm start
-    module = cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True, init_weights_from=None)
+    module = cls.load_from_checkpoint(
+        ckpt_path, map_location="cpu", weights_only=True, init_weights_from=None
+    )
     output = Path(output)
     return module.save_masks(output / "masks.safetensors") if masks_only else module.export_pretrained(output)
 
@@ -60,7 +59,9 @@ def export(ckpt_path: str | Path, output: str | Path, masks_only: bool = False) 
 def export_main(args: Sequence[str]) -> None:
     """Parse ``args`` (after ``export``) and run :func:`export`; errors exit with status 2."""
     parser = ArgumentParser(prog="debiaslit export", description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt_path", type=str, required=True, help="Lightning checkpoint of `debiaslit fit`")
+    parser.add_argument(
+        "--ckpt_path", type=str, required=True, help="Lightning checkpoint of `debiaslit fit`"
+    )
     parser.add_argument("--output", type=str, required=True, help="directory to write")
     parser.add_argument("--masks_only", type=bool, default=False, help="only DIR/masks.safetensors")
     cfg = parser.parse_args(list(args))

@@ -87,7 +87,9 @@ def select_units(
     rows = read_neurons(path)
     estimators = sorted({r["estimator"] for r in rows})
     if estimator is None and len(estimators) > 1:
-        raise ConfigError(f"{path} holds estimators {estimators}; choose one with {option}.init_args.estimator")
+        raise ConfigError(
+            f"{path} holds estimators {estimators}; choose one with {option}.init_args.estimator"
+        )
     if estimator is not None:
         if estimator not in estimators:
             raise ConfigError(f"{option}.init_args.estimator {estimator!r} not in {path} (has {estimators})")
@@ -188,4 +190,6 @@ class TopCMAUnits(UnitSelection):
                     f"{self.neurons_csv}: unit {int(bad[0])} of {component} layer {layer} out of range "
                     f"0..{n_units - 1} for this backbone ({option}.init_args.neurons_csv)"
                 )
-        return {(c, layer): chosen[(c, layer)] for layer in layers for c in components if (c, layer) in chosen}
+        return {
+            (c, layer): chosen[(c, layer)] for layer in layers for c in components if (c, layer) in chosen
+        }

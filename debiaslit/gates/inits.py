@@ -73,7 +73,11 @@ class ConstantInit(ScoreInit):
 
 
 def check_initial_masks(
-    scores: Sequence[torch.Tensor], binarizer: Binarizer, init: ScoreInit, init_option: str, binarizer_option: str
+    scores: Sequence[torch.Tensor],
+    binarizer: Binarizer,
+    init: ScoreInit,
+    init_option: str,
+    binarizer_option: str,
 ) -> None:
     """ConfigError when the initial ``scores`` prune everything or get no gradient (module docstring).
 

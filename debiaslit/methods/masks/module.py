@@ -169,7 +169,7 @@ class MaskMethod(ClassifierModule):
 
     @rank_zero_only
     def write_outputs(self, log_dir: Path) -> None:
-        """``mask_sparsity.{csv,md,png}`` and ``masks.safetensors`` in ``log_dir``, each written atomically."""
+        """``mask_sparsity.{csv,md,png}`` and ``masks.safetensors`` in ``log_dir``, written atomically."""
         table = write_sparsity_outputs(self.masked.targets, self.masked.sparsity(), log_dir / "mask_sparsity")
         save_masks(self.masked, log_dir / "masks.safetensors")
         print(f"\n[debiaslit] mask sparsity (pruned fraction):\n{table}", flush=True)

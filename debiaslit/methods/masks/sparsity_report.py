@@ -56,7 +56,8 @@ def write_sparsity_outputs(targets: Sequence[MaskTarget], sparsity: dict[str, fl
         writer.writerows([[lyr, *(f"{v:.6f}" for v in row)] for lyr, row in zip(layers, grid, strict=True)])
     lines = ["| layer | " + " | ".join(comps) + " |", "|---:|" + "---:|" * len(comps)]
     lines += [
-        f"| {lyr} | " + " | ".join(f"{v:.4f}" for v in row) + " |" for lyr, row in zip(layers, grid, strict=True)
+        f"| {lyr} | " + " | ".join(f"{v:.4f}" for v in row) + " |"
+        for lyr, row in zip(layers, grid, strict=True)
     ]
     heads = {k: v for k, v in sparsity.items() if k.startswith("head/")}
     lines += ["", *(f"- {k}: {v:.4f}" for k, v in heads.items()), f"- global: {sparsity['global']:.4f}"]

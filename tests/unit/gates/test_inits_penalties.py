@@ -52,7 +52,10 @@ def test_constant_init_that_prunes_everything_is_refused() -> None:
 @pytest.mark.parametrize(
     ("init", "binarizer"),
     [
-        (ConstantInit(0.0), SigmoidThreshold(threshold=0.1, threshold_initial=0.0, schedule="cubic")),  # Meissner
+        (
+            ConstantInit(0.0),
+            SigmoidThreshold(threshold=0.1, threshold_initial=0.0, schedule="cubic"),
+        ),  # Meissner
         (ConstantInit(0.02), Threshold(threshold=0.01)),  # nothing pruned, identity STE: legitimate
         (ConstantInit(0.5), HardConcrete()),
         (ConstantInit(0.0), TopK()),

@@ -36,7 +36,9 @@ def test_save_pretrained_export_loads_without_debiaslit(
 ) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    module = MaskMethod(backbone=backbone, init=UniformInit(0.3), units=AllUnits(include_head=mask_classifier))
+    module = MaskMethod(
+        backbone=backbone, init=UniformInit(0.3), units=AllUnits(include_head=mask_classifier)
+    )
     masked_logits = _logits(module.model)
     module.export_pretrained(tmp_path / "plain")
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "plain")
@@ -44,6 +46,23 @@ def test_save_pretrained_export_loads_without_debiaslit(
     torch.testing.assert_close(_logits(plain), masked_logits, rtol=0, atol=1e-6)
     # the module itself still carries its learnable masks
     assert any(p.requires_grad for n, p in module.named_parameters() if n.endswith("scores"))
+
+
+def test_export_is_usable_on_its_own_tokenizer_and_label_names(tmp_path: Path) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from debiaslit.backbones import load_tokenizer
+
+    MaskMethod(backbone="tiny-bert").export_pretrained(tmp_path / "plain")
+    sentence = "the doctor saw the lawyer near the bank."
+    exported = AutoTokenizer.from_pretrained(tmp_path / "plain")
+    assert exported(sentence)["input_ids"] == load_tokenizer("tiny-bert")(sentence)["input_ids"]
+    config = AutoConfig.from_pretrained(tmp_path / "plain")
+    assert config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
+    assert config.label2id == {"entailment": 0, "neutral": 1, "contradiction": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]  # no temporary folder left behind
+    with pytest.raises(ConfigError, match="already exists and is not empty"):
+        MaskMethod(backbone="tiny-bert").export_pretrained(tmp_path / "plain")
 
 
 @pytest.mark.parametrize("granularity", ["weight", "row"])

@@ -213,3 +213,33 @@ def test_loading_a_state_dict_restores_scores_and_the_threshold_in_use() -> None
     assert all(m.current == 0.45 for _, m in fresh.masked.learned())
     first, second = trained.masked.hard_masks(), fresh.masked.hard_masks()
     assert all(torch.equal(first[p], second[p]) for p in first)
+
+
+def test_trainer_ramps_the_l1_penalty_as_lambda_tau_t_over_tau_f(tmp_path: Path) -> None:
+    """A real Trainer at lr 0 (scores fixed): the logged penalty at step t is λ·τ_t/τ_f·mean σ(S)."""
+    import lightning.pytorch as pl
+
+    tau_0, tau_f, lam, steps = 0.02, 0.1, 3.0, 4
+    module = MaskMethod(
+        backbone="tiny-bert", lr=0.0,
+        binarizer=SigmoidThreshold(threshold=tau_f, threshold_initial=tau_0, schedule="cubic"),
+        penalty=L1Sigmoid(lambda_=lam),
+    )  # fmt: skip
+    keep = torch.stack([torch.sigmoid(m.scores.detach()).mean() for _, m in module.masked.learned()]).mean()
+    logged = []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            logged.append(float(trainer.callback_metrics["mask/penalty"]))
+
+    pairs = [
+        {"input_ids": ids, "labels": label} for ids, label in zip(IDS, torch.tensor([0, 2]), strict=True)
+    ]
+    trainer = pl.Trainer(
+        max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, callbacks=[Record()], accelerator="cpu",
+        default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(pairs * steps, batch_size=2))
+    taus = [tau_f + (tau_0 - tau_f) * (1 - t / steps) ** 3 for t in range(steps)]
+    assert logged == pytest.approx([lam * tau / tau_f * float(keep) for tau in taus], rel=1e-5)
