@@ -58,12 +58,12 @@ def export(ckpt_path: str | Path, output: str | Path, masks_only: bool = False) 
 
 def export_main(args: Sequence[str]) -> None:
     """Parse ``args`` (after ``export``) and run :func:`export`; errors exit with status 2."""
-    parser = ArgumentParser(prog="debiaslit export", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="debiaslit export", description="Export a trained method without a Trainer.")
     parser.add_argument(
         "--ckpt_path", type=str, required=True, help="Lightning checkpoint of `debiaslit fit`"
     )
     parser.add_argument("--output", type=str, required=True, help="directory to write")
-    parser.add_argument("--masks_only", type=bool, default=False, help="only DIR/masks.safetensors")
+    parser.add_argument("--masks_only", action="store_true", help="only DIR/masks.safetensors")
     cfg = parser.parse_args(list(args))
     try:
         path = export(cfg.ckpt_path, cfg.output, cfg.masks_only)

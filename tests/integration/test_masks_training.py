@@ -135,7 +135,7 @@ def test_export_subcommand_writes_a_model_that_loads_without_debiaslit(tmp_path:
 
     masks_only = tmp_path / "masks"
     subprocess.run(
-        [*export, f"--output={masks_only}", "--masks_only=true"], cwd=tmp_path, check=True, timeout=180,
+        [*export, f"--output={masks_only}", "--masks_only"], cwd=tmp_path, check=True, timeout=180,
         capture_output=True,
     )  # fmt: skip
     stored = load_masks(masks_only / "masks.safetensors")
