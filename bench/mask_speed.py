@@ -7,8 +7,10 @@ of every layer, frozen W, AdamW on the scores); plain = ``ERM`` (AdamW on every 
 
     python bench/mask_speed.py                     # all-MiniLM-L6-v2, batch 32 x 64 tokens, CPU
     python bench/mask_speed.py --device cuda --batch-size 64 --seq-len 128
+    DEBIASLIT_BENCH_SMOKE=1 python bench/mask_speed.py   # 1 round x 2 steps, results to a temp folder
 
-Writes bench/results/mask_speed.json and .md. Target: step_time_ratio_masked_vs_plain <= 1.3.
+Writes bench/results/mask_speed.json and .md (a smoke run never overwrites them). Target:
+step_time_ratio_masked_vs_plain <= 1.3.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import os
 import platform
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Smoke check: tiny step counts, results written to a temporary folder (not bench/results).
+SMOKE = os.environ.get("DEBIASLIT_BENCH_SMOKE") == "1"
 
 
 def _peak_rss_mb() -> float:
@@ -102,10 +107,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1 if SMOKE else 3)
+    parser.add_argument("--steps", type=int, default=2 if SMOKE else 10)
+    parser.add_argument("--rounds", type=int, default=1 if SMOKE else 2)
     args = vars(parser.parse_args())
+    results = Path(tempfile.mkdtemp(prefix="mask_speed_smoke_")) if SMOKE else RESULTS
 
     runs: dict[str, list[dict]] = {"plain": [], "masked": []}
     for _ in range(args["rounds"]):
@@ -147,8 +153,8 @@ def main() -> None:
         "command": "python bench/mask_speed.py "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in args.items()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mask_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "mask_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     memory_key = "peak_cuda_memory_mb" if "peak_cuda_memory_mb" in plain else "peak_rss_mb"
     lines = [
         "# Mask training speed: masked vs plain fine-tuning",
@@ -171,8 +177,9 @@ def main() -> None:
         f"(target ≤ 1.3: {'met' if ratio <= 1.3 else 'NOT met'})",
         "",
     ]
-    (RESULTS / "mask_speed.md").write_text("\n".join(lines))
+    (results / "mask_speed.md").write_text("\n".join(lines))
     print("\n".join(lines))
+    print(f"written to {results}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import lightning.pytorch as pl
@@ -10,6 +11,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 import debiaslit.cma.callback  # noqa: F401  (imported classes are selectable by short name)
 import debiaslit.counterfactual  # noqa: F401
 import debiaslit.datamodules  # noqa: F401
+import debiaslit.gates  # noqa: F401  (binarizers, score inits, penalties)
 import debiaslit.losses  # noqa: F401
 import debiaslit.methods  # noqa: F401
 from debiaslit.cli.checkpoint import RunCheckpoint
@@ -52,7 +54,15 @@ class DebiasCLI(LightningCLI):
 
 
 def main() -> None:
-    """Console-script entry point; returns None so that ``sys.exit(main())`` exits 0."""
+    """Console-script entry point; returns None so that ``sys.exit(main())`` exits 0.
+
+    ``debiaslit export ...`` needs no Trainer and is handled before LightningCLI.
+    """
+    if sys.argv[1:2] == ["export"]:
+        from debiaslit.cli.export import export_main
+
+        export_main(sys.argv[2:])
+        return
     DebiasCLI()
 
 

@@ -9,10 +9,8 @@ from typing import Any
 
 import torch
 
+from debiaslit.cma.neurons import write_neurons
 from debiaslit.cma.selection import top_percent_mean
-
-#: Columns of neurons.csv.
-NEURON_COLUMNS = ("component", "layer", "index", "effect", "log_effect", "estimator", "n_examples")
 
 
 def split_key(key: str) -> tuple[str, int]:
@@ -35,10 +33,7 @@ def write_report(
 ) -> None:
     """Write neurons.csv (one row per unit and estimator), layers.csv, top_units.md and summary.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "neurons.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=NEURON_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_neurons(out_dir / "neurons.csv", rows)
     with (out_dir / "layers.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(

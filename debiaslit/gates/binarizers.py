@@ -1,9 +1,12 @@
-"""Score -> mask functions with their straight-through gradients (METHODS.md §2.3).
+"""Score -> mask functions with their straight-through gradients and their schedules (METHODS.md §2.3).
 
-A binarizer turns a real score tensor S into a mask M of the same shape. ``value`` is the current
-schedule value: the threshold τ_t for ``threshold`` / ``sigmoid_threshold``, the kept fraction t for
-``topk``; ``hard_concrete`` ignores it. Forward values are exact 0/1 (the STE is added as
-``S - S.detach()``, which is exactly zero), so a masked forward equals ``W * M`` bit for bit.
+A binarizer turns a real score tensor S of any shape (weights, rows, SAE latents) into a mask M of
+the same shape. ``value`` is the current schedule value: the threshold τ_t for :class:`Threshold` /
+:class:`SigmoidThreshold`, the kept fraction t for :class:`TopK`; :class:`HardConcrete` ignores it.
+Each binarizer owns its schedule (:meth:`Binarizer.value` at a step of a run), so the methods need no
+per-binarizer logic. Forward values are exact 0/1 (the STE is added as ``S - S.detach()``, which is
+exactly zero), so a masked forward equals ``W * M`` bit for bit. Settings are checked by
+:meth:`Binarizer.validate`, called by the method with the option's configuration key.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import math
 import torch
 
 from debiaslit.errors import ConfigError
+from debiaslit.gates.schedules import CubicSchedule
 
-#: Hard-concrete constants (Louizos et al. 2018): temperature β, stretch interval (γ, ζ).
-HC_BETA, HC_GAMMA, HC_ZETA = 2.0 / 3.0, -0.1, 1.1
+
+def describe(obj: object, **fields: object) -> str:
+    """``Name(a=1, b=None)``: how a configured object is shown in error messages."""
+    return f"{type(obj).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
 
 def _straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -24,9 +30,9 @@ def _straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
 
 
 class Binarizer:
-    """Base class; subclasses set :attr:`name` and implement :meth:`__call__`."""
+    """Base class: :meth:`__call__` maps scores to a mask; :attr:`schedule` moves its value over a run."""
 
-    name = ""
+    schedule = CubicSchedule(0.0, 0.0, "constant")
 
     def __call__(self, scores: torch.Tensor, value: float, training: bool) -> torch.Tensor:
         raise NotImplementedError
@@ -35,24 +41,101 @@ class Binarizer:
         """Score at or below which a weight is pruned when the schedule is at ``value``."""
         return float(value)
 
-    def keep_probability(self, scores: torch.Tensor) -> torch.Tensor:
-        """Differentiable keep probability used by the penalties (σ(S))."""
-        return torch.sigmoid(scores)
+    def expected_keep(self, scores: torch.Tensor, value: float) -> torch.Tensor:
+        """Differentiable kept indicator (the straight-through mask) for expected-sparsity targets."""
+        return self(scores, value, True)
+
+    def validate(self, option: str) -> None:
+        """ConfigError naming ``<option>.init_args.<name>`` for a setting out of range."""
+        self.schedule.validate(option)
+
+    def value(self, step: int, total: int) -> float:
+        """Schedule value at optimiser step ``step`` of ``total``."""
+        return self.schedule.value(step, total)
+
+    def progress(self, step: int, total: int) -> float:
+        """Fraction of the way through the schedule (1 for a constant one)."""
+        return self.schedule.progress(step, total)
+
+    @property
+    def start(self) -> float:
+        return self.schedule.start
+
+    def penalty_ramp(self, step: int, total: int) -> float:
+        """Factor on a penalty's λ at ``step``: the schedule's progress (top-k: how far the kept
+        fraction has moved; 1 for constant schedules and for hard-concrete)."""
+        return self.progress(step, total)
+
+    def validate_ramp(self, option: str) -> None:
+        """ConfigError when :meth:`penalty_ramp` is undefined for these settings (none here)."""
 
 
-class ThresholdBinarizer(Binarizer):
-    """Zhao et al. 2020: M = 1[S > τ], ∂L/∂S = ∂L/∂M."""
+class _ScheduledThreshold(Binarizer):
+    """A threshold τ_t moved from ``threshold_initial`` to ``threshold`` by a constant or cubic schedule.
 
-    name = "threshold"
+    The penalty ramp is λ_t = λ · τ_t / τ_f (nn_pruning's regularisation schedule).
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        threshold_initial: float | None = None,
+        schedule: str = "constant",
+        warmup_fraction: float = 0.0,
+        cooldown_fraction: float = 0.0,
+    ) -> None:
+        self.threshold, self.threshold_initial = float(threshold), threshold_initial
+        start = self.threshold if threshold_initial is None else float(threshold_initial)
+        self.schedule = CubicSchedule(start, self.threshold, schedule, warmup_fraction, cooldown_fraction)
+
+    def __repr__(self) -> str:
+        s = self.schedule
+        return describe(
+            self, threshold=self.threshold, threshold_initial=self.threshold_initial, schedule=s.kind,
+            warmup_fraction=s.warmup_fraction, cooldown_fraction=s.cooldown_fraction,
+        )  # fmt: skip
+
+    def penalty_ramp(self, step: int, total: int) -> float:
+        return self.value(step, total) / self.threshold
+
+    def validate_ramp(self, option: str) -> None:
+        if self.threshold <= 0.0 or self.schedule.initial < 0.0:
+            raise ConfigError(
+                f"the penalty ramp λ·τ_t/τ_f needs {option}.init_args.threshold > 0 and "
+                f"{option}.init_args.threshold_initial >= 0, got τ_f = {self.threshold}, "
+                f"τ_0 = {self.schedule.initial}"
+            )
+
+
+class Threshold(_ScheduledThreshold):
+    """Zhao et al. 2020: M = 1[S > τ], ∂L/∂S = ∂L/∂M (identity straight-through)."""
+
+    def __init__(
+        self,
+        threshold: float = 0.01,
+        threshold_initial: float | None = None,
+        schedule: str = "constant",
+        warmup_fraction: float = 0.0,
+        cooldown_fraction: float = 0.0,
+    ) -> None:
+        super().__init__(threshold, threshold_initial, schedule, warmup_fraction, cooldown_fraction)
 
     def __call__(self, scores: torch.Tensor, value: float, training: bool) -> torch.Tensor:
         return _straight_through(scores > value, scores)
 
 
-class SigmoidThresholdBinarizer(Binarizer):
+class SigmoidThreshold(_ScheduledThreshold):
     """Meissner et al. 2022 / nn_pruning: M = 1[σ(S) > τ_t], ∂L/∂S = ∂L/∂M · σ'(S)."""
 
-    name = "sigmoid_threshold"
+    def __init__(
+        self,
+        threshold: float = 0.1,
+        threshold_initial: float | None = None,
+        schedule: str = "constant",
+        warmup_fraction: float = 0.0,
+        cooldown_fraction: float = 0.0,
+    ) -> None:
+        super().__init__(threshold, threshold_initial, schedule, warmup_fraction, cooldown_fraction)
 
     def __call__(self, scores: torch.Tensor, value: float, training: bool) -> torch.Tensor:
         prob = torch.sigmoid(scores)
@@ -65,11 +148,38 @@ class SigmoidThresholdBinarizer(Binarizer):
             return math.inf
         return math.log(value / (1.0 - value))
 
+    def validate(self, option: str) -> None:
+        super().validate(option)
+        for name, value in (("threshold", self.threshold), ("threshold_initial", self.schedule.initial)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{option}.init_args.{name} is a probability σ(S) and must lie in [0, 1]")
 
-class TopKBinarizer(Binarizer):
-    """Movement pruning: keep the ``int(t · numel)`` highest scores of the matrix, identity STE."""
 
-    name = "topk"
+class TopK(Binarizer):
+    """Movement pruning: keep the ``int(t · numel)`` highest scores of each matrix, identity STE.
+
+    t moves from 1 − ``initial_sparsity`` to 1 − ``final_sparsity`` (default: stays).
+    """
+
+    def __init__(
+        self,
+        initial_sparsity: float = 0.05,
+        final_sparsity: float | None = None,
+        schedule: str = "constant",
+        warmup_fraction: float = 0.0,
+        cooldown_fraction: float = 0.0,
+    ) -> None:
+        self.initial_sparsity, self.final_sparsity = initial_sparsity, final_sparsity
+        final = initial_sparsity if final_sparsity is None else final_sparsity
+        self.schedule = CubicSchedule(
+            1.0 - initial_sparsity, 1.0 - final, schedule, warmup_fraction, cooldown_fraction
+        )
+
+    def __repr__(self) -> str:
+        return describe(
+            self, initial_sparsity=self.initial_sparsity, final_sparsity=self.final_sparsity,
+            schedule=self.schedule.kind,
+        )  # fmt: skip
 
     def __call__(self, scores: torch.Tensor, value: float, training: bool) -> torch.Tensor:
         flat = scores.reshape(-1)
@@ -80,41 +190,53 @@ class TopKBinarizer(Binarizer):
     def score_cut(self, value: float) -> float:
         return 0.0
 
+    def validate(self, option: str) -> None:
+        super().validate(option)
+        for name in ("initial_sparsity", "final_sparsity"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"{option}.init_args.{name} must lie in [0, 1), got {value}")
 
-class HardConcreteBinarizer(Binarizer):
-    """Louizos et al. 2018 stretched hard-concrete gate with S = log α.
+
+class HardConcrete(Binarizer):
+    """Louizos et al. 2018 stretched hard-concrete gate with S = log α, over a tensor of any shape.
 
     Training: u ~ U(0, 1), s = σ((log u − log(1 − u) + S)/β), gate = clamp(s(ζ − γ) + γ, 0, 1)
     (a reparameterised, mostly 0/1 sample). Evaluation: 1[clamp(σ(S)(ζ − γ) + γ, 0, 1) > 0.5],
-    which is 1[S > 0].
+    which is 1[S > 0] for the default γ, ζ. No schedule: ``value`` is ignored, so
+    ``HardConcrete()(log_alpha, 0.0, training)`` gates any tensor (e.g. SAE latents).
     """
 
-    name = "hard_concrete"
+    def __init__(self, beta: float = 2.0 / 3.0, gamma: float = -0.1, zeta: float = 1.1) -> None:
+        self.beta, self.gamma, self.zeta = beta, gamma, zeta
+
+    def __repr__(self) -> str:
+        return describe(self, beta=self.beta, gamma=self.gamma, zeta=self.zeta)
 
     def __call__(self, scores: torch.Tensor, value: float, training: bool) -> torch.Tensor:
+        stretch = self.zeta - self.gamma
         if not training:
-            gate = (torch.sigmoid(scores) * (HC_ZETA - HC_GAMMA) + HC_GAMMA).clamp(0.0, 1.0)
+            gate = (torch.sigmoid(scores) * stretch + self.gamma).clamp(0.0, 1.0)
             return (gate > 0.5).to(scores.dtype)
         u = torch.rand_like(scores).clamp(1e-6, 1.0 - 1e-6)
-        soft = torch.sigmoid((torch.log(u) - torch.log1p(-u) + scores) / HC_BETA)
-        return (soft * (HC_ZETA - HC_GAMMA) + HC_GAMMA).clamp(0.0, 1.0)
+        soft = torch.sigmoid((torch.log(u) - torch.log1p(-u) + scores) / self.beta)
+        return (soft * stretch + self.gamma).clamp(0.0, 1.0)
 
     def score_cut(self, value: float) -> float:
-        return 0.0
+        """Evaluation gate is open above σ⁻¹((0.5 − γ)/(ζ − γ)) (0 for the default γ, ζ)."""
+        p = (0.5 - self.gamma) / (self.zeta - self.gamma)
+        return round(math.log(p / (1.0 - p)), 12) + 0.0  # exactly 0.0 (not -4e-16 or -0.0) by default
 
     def keep_probability(self, scores: torch.Tensor) -> torch.Tensor:
         """P(gate ≠ 0) = σ(S − β log(−γ/ζ)): the expected-L0 term."""
-        return torch.sigmoid(scores - HC_BETA * math.log(-HC_GAMMA / HC_ZETA))
+        return torch.sigmoid(scores - self.beta * math.log(-self.gamma / self.zeta))
 
+    def expected_keep(self, scores: torch.Tensor, value: float) -> torch.Tensor:
+        return self.keep_probability(scores)
 
-BINARIZERS: dict[str, Binarizer] = {
-    b.name: b
-    for b in (ThresholdBinarizer(), SigmoidThresholdBinarizer(), TopKBinarizer(), HardConcreteBinarizer())
-}
-
-
-def get_binarizer(name: str) -> Binarizer:
-    """The binarizer called ``name``; ConfigError lists the valid names."""
-    if name not in BINARIZERS:
-        raise ConfigError(f"model.binarizer must be one of {', '.join(BINARIZERS)}, got {name!r}")
-    return BINARIZERS[name]
+    def validate(self, option: str) -> None:
+        if not (self.beta > 0.0 and self.gamma < 0.0 and self.zeta > 1.0):
+            raise ConfigError(
+                f"{option}.init_args: hard-concrete needs beta > 0, gamma < 0 and zeta > 1 "
+                f"(Louizos et al.: 2/3, -0.1, 1.1), got {self!r}"
+            )

@@ -17,7 +17,11 @@ SCHEDULES = ("constant", "cubic")
 
 @dataclass(frozen=True)
 class CubicSchedule:
-    """From ``initial`` to ``final``; ``kind="constant"`` stays at ``final`` from step 0."""
+    """From ``initial`` to ``final``; ``kind="constant"`` stays at ``final`` from step 0.
+
+    Built by the binarizers, which own their schedule settings; :meth:`validate` names the options
+    under the binarizer's configuration key.
+    """
 
     initial: float
     final: float
@@ -25,14 +29,17 @@ class CubicSchedule:
     warmup_fraction: float = 0.0
     cooldown_fraction: float = 0.0
 
-    def __post_init__(self) -> None:
+    def validate(self, option: str) -> None:
+        """ConfigError naming ``<option>.init_args.<field>`` for a bad kind or plateau fraction."""
         if self.kind not in SCHEDULES:
-            raise ConfigError(f"model.schedule must be one of {SCHEDULES}, got {self.kind!r}")
+            raise ConfigError(f"{option}.init_args.schedule must be one of {SCHEDULES}, got {self.kind!r}")
         for name in ("warmup_fraction", "cooldown_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"model.{name} must lie in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"{option}.init_args.{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.warmup_fraction + self.cooldown_fraction >= 1.0:
-            raise ConfigError("model.warmup_fraction + model.cooldown_fraction must be below 1")
+            raise ConfigError(
+                f"{option}.init_args.warmup_fraction + {option}.init_args.cooldown_fraction must be below 1"
+            )
 
     def progress(self, step: int, total: int) -> float:
         """Fraction of the way from ``initial`` to ``final`` (0 during warm-up, 1 in cool-down)."""

@@ -1,9 +1,10 @@
-"""Atomic file writes: a reader never sees a half-written cache or results file."""
+"""Atomic outputs: a file or folder appears complete or not at all (never half-written)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,14 +12,20 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` in one step."""
+    """Yield a not-yet-existing temporary path beside ``path``; on success rename it onto ``path``.
+
+    The caller creates the file (or folder) at the yielded path. On an exception it is removed and
+    ``path`` is left as it was. Same folder, so ``os.replace`` is a rename on one file system.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise

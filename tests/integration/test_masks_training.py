@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,14 +18,12 @@ TINY_MASK = str(REPO_ROOT / "tests" / "configs" / "tiny_mask.yaml")
 SCORES = ".scores"
 # sigmoid threshold with a cubic schedule and the L1 penalty: resume must restore schedule + penalty
 MEISSNER = {
-    "model.init_args.binarizer": "sigmoid_threshold",
-    "model.init_args.schedule": "cubic",
-    "model.init_args.threshold": 0.5,
-    "model.init_args.threshold_initial": 0.3,
-    "model.init_args.penalty": "l1_sigmoid",
-    "model.init_args.penalty_lambda": 1.0,
-    "model.init_args.initial_sparsity": 0.05,
-    "model.init_args.init_width": 2.0,
+    "model.init_args.binarizer": {
+        "class_path": "SigmoidThreshold",
+        "init_args": {"threshold": 0.5, "threshold_initial": 0.3, "schedule": "cubic"},
+    },
+    "model.init_args.penalty": {"class_path": "L1Sigmoid", "init_args": {"lambda_": 1.0}},
+    "model.init_args.init": {"class_path": "UniformInit", "init_args": {"sparsity": 0.05, "width": 2.0}},
 }
 
 
@@ -62,6 +63,8 @@ def test_sparsity_logs_and_resume_from_mid_run_checkpoint(
     with (log_dir / "mask_sparsity.csv").open() as f:
         table = {(r["layer"], c): float(r[c]) for r in csv.DictReader(f) for c in ("Q", "I")}
     assert table[("1", "I")] == pytest.approx(final["I/layer_1"], abs=1e-6)
+    assert (log_dir / "mask_sparsity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(log_dir.glob(".*.tmp"))  # atomic writes leave no temporary files
     stored = load_masks(log_dir / "masks.safetensors")
     for path, mask in full.model.masked.hard_masks().items():
         assert torch.equal(stored[path].mask, mask)
@@ -105,3 +108,55 @@ def test_ddp_two_processes_learn_the_same_masks_as_one(tmp_path: Path) -> None:
     masks_ddp = load_masks(tmp_path / "logs/ddp/version_0/masks.safetensors")
     assert all(torch.equal(masks_single[p].mask, masks_ddp[p].mask) for p in masks_single)
     assert torch.load(single, map_location="cpu", weights_only=False)["global_step"] == 8  # 64 pairs / 8
+
+
+IDS = torch.tensor([[2, 17, 23, 42, 8, 9, 3], [2, 30, 5, 19, 44, 6, 3]])
+
+
+@pytest.mark.slow
+def test_export_subcommand_writes_a_model_that_loads_without_debiaslit(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from debiaslit.methods.masks import MaskMethod
+
+    ckpt = _fit_subprocess(tmp_path, "export", devices=1, batch_size=8)
+    export = [sys.executable, "-m", "debiaslit", "export", f"--ckpt_path={ckpt}"]
+    out = subprocess.run(
+        [*export, "--output", str(tmp_path / "hf")], cwd=tmp_path, capture_output=True, text=True,
+        timeout=180, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
+    masked = MaskMethod.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False).eval()
+    with torch.no_grad():
+        expected = masked.model(input_ids=IDS).logits
+        torch.testing.assert_close(plain(input_ids=IDS).logits, expected, rtol=0, atol=1e-6)
+    assert plain.config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
+
+    masks_only = tmp_path / "masks"
+    subprocess.run(
+        [*export, f"--output={masks_only}", "--masks_only"], cwd=tmp_path, check=True, timeout=180,
+        capture_output=True,
+    )  # fmt: skip
+    stored = load_masks(masks_only / "masks.safetensors")
+    assert all(torch.equal(stored[p].mask, m) for p, m in masked.masked.hard_masks().items())
+
+
+def test_export_of_a_method_without_export_names_the_method(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import debiaslit
+    from debiaslit.cli.export import export_main
+
+    monkeypatch.chdir(tmp_path)
+    tiny_erm = str(REPO_ROOT / "tests" / "configs" / "tiny_erm.yaml")
+    debiaslit.fit(
+        config=tiny_erm, trainer__max_epochs=1, trainer__limit_train_batches=1, trainer__limit_val_batches=0
+    )
+    ckpt = next(Path("checkpoints").rglob("last.ckpt"))
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([f"--ckpt_path={ckpt}", "--output=out"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "ERM (debiaslit.methods.erm" in err and "has no export_pretrained()" in err
+    assert not Path("out").exists()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,6 +28,10 @@ from debiaslit.methods.masks.masked_weights import (
     _weight_shape,
     remove_masks,
 )
+from debiaslit.utils.files import atomic_path
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 FORMAT = "debiaslit-masks/1"
 _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
@@ -76,8 +82,8 @@ def save_masks(masked: MaskedModel, path: str | Path) -> Path:
         "targets": json.dumps(targets),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
@@ -130,17 +136,37 @@ def apply_masks(model: nn.Module, masks: dict[str, StoredMask]) -> None:
         parametrize.register_parametrization(module, "weight", fixed)
 
 
-def export_pretrained(model: nn.Module, directory: str | Path, tokenizer: object | None = None) -> Path:
+def export_pretrained(
+    model: nn.Module,
+    directory: str | Path,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    label_names: Sequence[str] | None = None,
+) -> Path:
     """``save_pretrained`` a copy of ``model`` with its masks multiplied into the weights.
 
-    ``model`` is left as it is; the copy uses evaluation-mode (deterministic) masks.
+    ``model`` is left as it is; the copy uses evaluation-mode (deterministic) masks. ``tokenizer`` is
+    saved beside it and ``label_names`` become ``id2label`` / ``label2id``, so that the directory is
+    usable on its own (pipelines print label names). Written to a temporary folder and renamed: a
+    failed export leaves nothing; an existing non-empty ``directory`` is refused (an empty one is
+    replaced).
     """
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ConfigError(f"export directory {directory} already exists and is not empty; choose a new one")
     plain = copy.deepcopy(model).eval()
     remove_masks(plain, apply=True)
     for param in plain.parameters():
         param.requires_grad_(True)
-    directory = Path(directory)
-    plain.save_pretrained(str(directory))
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(directory))
+    if label_names is not None:
+        if len(label_names) != plain.config.num_labels:
+            raise ConfigError(
+                f"{len(label_names)} label names {list(label_names)} for a model with "
+                f"{plain.config.num_labels} labels"
+            )
+        plain.config.id2label = dict(enumerate(label_names))
+        plain.config.label2id = {name: i for i, name in enumerate(label_names)}
+    with atomic_path(directory) as tmp:
+        plain.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
     return directory

@@ -11,7 +11,7 @@ selected rows only and a fused GPT-2 ``c_attn`` can mask Q but not K/V.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,9 +20,8 @@ from torch.nn.utils import parametrize
 
 from debiaslit.backbones.components import ComponentMap, Layout, get_module
 from debiaslit.errors import ConfigError
-from debiaslit.gates.binarizers import Binarizer
+from debiaslit.gates import Binarizer, ScoreInit
 
-GRANULARITIES = ("weight", "row")
 HEAD = "head"
 
 
@@ -135,18 +134,6 @@ def _weight_shape(module: nn.Module, layout: Layout) -> tuple[int, int]:
     return (out, inp) if layout == "linear" else (inp, out)
 
 
-def init_scores(
-    shape: tuple[int, int], sparsity: float, cut: float, width: float, init: str, generator: torch.Generator
-) -> torch.Tensor:
-    """Initial scores: ``uniform`` puts a fraction ``sparsity`` at or below ``cut`` (Zhao et al.:
-    S ~ U(−0.02, 0.58) for τ = 0.01, sparsity 0.05, width 0.6); ``constant`` is all zeros
-    (Meissner et al.)."""
-    if init == "constant":
-        return torch.zeros(shape)
-    low = cut - sparsity * width
-    return low + width * torch.rand(shape, generator=generator)
-
-
 class MaskedModel:
     """The masks attached to one backbone: targets, schedule updates, sparsity, penalties.
 
@@ -174,27 +161,9 @@ class MaskedModel:
         """Module path → boolean mask of its masked rows (evaluation mode)."""
         return {path: mask.hard_mask() for path, mask in self.learned()}
 
-    def mean_keep_probability(self, expected_l0: bool = False) -> torch.Tensor:
-        """Mean over masked matrices of mean σ(S) (the nn_pruning L1 term) or, with ``expected_l0``,
-        of the binarizer's keep probability (hard-concrete P(gate ≠ 0))."""
-        means = [
-            (m.binarizer.keep_probability(m.scores) if expected_l0 else torch.sigmoid(m.scores)).mean()
-            for _, m in self.learned()
-        ]
-        return torch.stack(means).mean()
-
-    def expected_sparsity(self) -> torch.Tensor:
-        """Differentiable pruned fraction over every masked weight (rows outside a CMA selection
-        excluded): 1 − mean of the straight-through masks, or of P(gate ≠ 0) for hard-concrete."""
-        kept, total = [], 0
-        for _, m in self.learned():
-            if m.binarizer.name == "hard_concrete":
-                keep = m.binarizer.keep_probability(m.scores)
-            else:
-                keep = m.binarizer(m.scores, m.current, True)
-            kept.append(keep.sum())
-            total += keep.numel()
-        return 1.0 - torch.stack(kept).sum() / total
+    def gates(self) -> list[LearnedMask]:
+        """The learned masks (what the sparsity penalties take)."""
+        return [mask for _, mask in self.learned()]
 
     def sparsity(self, masks: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
         """Pruned fraction of each target's full weight plus ``global`` over every target."""
@@ -215,65 +184,34 @@ def _site_rows(
 ) -> tuple[str, torch.Tensor | None, int]:
     """(module path, module output units of the component's masked rows, component size)."""
     site = cmap.weight_site(component, layer)
-    n_units = cmap.size(component)
-    if selected is not None:
-        bad = selected[(selected < 0) | (selected >= n_units)]
-        if bad.numel():
-            raise ConfigError(
-                f"unit {int(bad[0])} of {component} layer {layer} out of range 0..{n_units - 1}"
-            )
-        return site.module_path, site.module_units(selected.long()), n_units
-    return site.module_path, site.out_index, n_units
+    units = site.out_index if selected is None else site.module_units(selected.long())
+    return site.module_path, units, cmap.size(component)
 
 
 def attach_masks(
     model: nn.Module,
-    components: Sequence[str],
-    layers: Sequence[int] | None,
+    units: Mapping[tuple[str, int], torch.Tensor | None],
     binarizer: Binarizer,
-    value: float,
+    init: ScoreInit,
     granularity: str = "weight",
-    sparsity: float = 0.05,
-    width: float = 0.6,
-    init: str = "uniform",
-    selected_units: dict[tuple[str, int], torch.Tensor] | None = None,
     mask_heads: bool = False,
     seed: int = 0,
 ) -> MaskedModel:
     """Register a :class:`LearnedMask` on every selected weight and return the :class:`MaskedModel`.
 
-    ``selected_units`` maps (component, layer) to the unit indices to mask (CMA selection); a pair
-    it lacks is not masked. Without it every unit of every (component, layer) is masked. Embeddings
-    and LayerNorms are never masked; ``mask_heads`` adds the pooler and task-head Linear layers.
-    Raises ConfigError for unknown components, out-of-range layers or sparsity, or a bad granularity.
+    ``units`` maps (component, layer) to the unit indices to mask, None for all of them (see
+    ``debiaslit.cma.neurons``: ``AllUnits`` / ``TopCMAUnits``); a pair it lacks is not masked.
+    Embeddings and LayerNorms are never masked; ``mask_heads`` adds the pooler and task-head Linear
+    layers. Scores come from ``init`` at the binarizer's starting value, drawn in the order of
+    ``units`` (layer by layer, components in the order given), so the same settings give the same masks.
     """
-    if granularity not in GRANULARITIES:
-        raise ConfigError(f"model.granularity must be one of {GRANULARITIES}, got {granularity!r}")
-    if not 0.0 <= sparsity < 1.0:
-        raise ConfigError(f"model.initial_sparsity must lie in [0, 1), got {sparsity}")
     cmap = ComponentMap.for_model(model)
-    layers = list(range(cmap.num_layers)) if layers is None else list(layers)
-    if not components:
-        raise ConfigError("model.components is empty; choose from " + ", ".join(cmap.components))
-    cut = binarizer.score_cut(value)
-    if init == "uniform" and not abs(cut) < float("inf"):
-        raise ConfigError(
-            f"binarizer {binarizer.name} prunes nothing at its starting threshold {value}; "
-            "use init: constant or a positive starting threshold"
-        )
-    if init not in ("uniform", "constant"):
-        raise ConfigError(f"model.init must be 'uniform' or 'constant', got {init!r}")
-
+    cut = binarizer.score_cut(binarizer.start)
     # module path -> [(component, layer, module units or None, n_units)]
     plan: dict[str, list[tuple[str, int, torch.Tensor | None, int]]] = {}
-    for layer in layers:
-        for component in components:
-            if selected_units is not None and (component, layer) not in selected_units:
-                cmap.weight_site(component, layer)  # still validates the names
-                continue
-            chosen = None if selected_units is None else selected_units[(component, layer)]
-            path, units, n_units = _site_rows(cmap, component, layer, chosen)
-            plan.setdefault(path, []).append((component, layer, units, n_units))
+    for (component, layer), chosen in units.items():
+        path, rows, n_units = _site_rows(cmap, component, layer, chosen)
+        plan.setdefault(path, []).append((component, layer, rows, n_units))
     if mask_heads:
         for head_path in cmap.task_head_paths:
             for name, mod in get_module(model, head_path).named_modules():
@@ -302,9 +240,9 @@ def attach_masks(
             targets.append(MaskTarget(component, layer, path, positions, n_units, n_in))
         n_rows = n_out if rows is None else rows.numel()
         shape = (n_rows, n_in if granularity == "weight" else 1)
-        scores = init_scores(shape, sparsity, cut, width, init, generator)
+        scores = init(shape, cut, generator)
         parametrize.register_parametrization(
-            module, "weight", LearnedMask(layout, n_out, rows, scores, binarizer, value)
+            module, "weight", LearnedMask(layout, n_out, rows, scores, binarizer, binarizer.start)
         )
     return MaskedModel(model, targets)
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from debiaslit.backbones import load_backbone
+from debiaslit.cma.neurons import AllUnits
 from debiaslit.errors import ConfigError
+from debiaslit.gates import UniformInit
 from debiaslit.methods.masks import MaskMethod, apply_masks, load_masks, remove_masks
 from debiaslit.methods.masks.export import pack_bits, unpack_bits
 
@@ -34,7 +36,9 @@ def test_save_pretrained_export_loads_without_debiaslit(
 ) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    module = MaskMethod(backbone=backbone, initial_sparsity=0.3, mask_classifier=mask_classifier)
+    module = MaskMethod(
+        backbone=backbone, init=UniformInit(0.3), units=AllUnits(include_head=mask_classifier)
+    )
     masked_logits = _logits(module.model)
     module.export_pretrained(tmp_path / "plain")
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "plain")
@@ -44,12 +48,29 @@ def test_save_pretrained_export_loads_without_debiaslit(
     assert any(p.requires_grad for n, p in module.named_parameters() if n.endswith("scores"))
 
 
+def test_export_is_usable_on_its_own_tokenizer_and_label_names(tmp_path: Path) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from debiaslit.backbones import load_tokenizer
+
+    MaskMethod(backbone="tiny-bert").export_pretrained(tmp_path / "plain")
+    sentence = "the doctor saw the lawyer near the bank."
+    exported = AutoTokenizer.from_pretrained(tmp_path / "plain")
+    assert exported(sentence)["input_ids"] == load_tokenizer("tiny-bert")(sentence)["input_ids"]
+    config = AutoConfig.from_pretrained(tmp_path / "plain")
+    assert config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
+    assert config.label2id == {"entailment": 0, "neutral": 1, "contradiction": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]  # no temporary folder left behind
+    with pytest.raises(ConfigError, match="already exists and is not empty"):
+        MaskMethod(backbone="tiny-bert").export_pretrained(tmp_path / "plain")
+
+
 @pytest.mark.parametrize("granularity", ["weight", "row"])
 def test_masks_only_file_reloads_identical_masks_onto_a_fresh_backbone(
     tmp_path: Path, granularity: str
 ) -> None:
     module = MaskMethod(
-        backbone="tiny-gpt2", components=["Q", "I"], initial_sparsity=0.3, granularity=granularity
+        backbone="tiny-gpt2", units=AllUnits(["Q", "I"], granularity=granularity), init=UniformInit(0.3)
     )
     path = module.save_masks(tmp_path / "masks.safetensors")
     n_weights = sum(m.scores.numel() for _, m in module.masked.learned())
