@@ -69,7 +69,14 @@ class NLIEvaluator(Evaluator):
     def predict_step(
         self, module: pl.LightningModule, batch: dict[str, torch.Tensor], dataloader_idx: int
     ) -> dict[str, Any]:
-        return {"index": batch["index"], "probs": module(batch).softmax(-1), "labels": batch["labels"]}
+        ds = self._sets[dataloader_idx]
+        logits = module(batch)
+        return {
+            "index": batch["index"],
+            "probs": logits.softmax(-1),
+            "preds": self.predictions(logits, ds.is_hans),  # in the set's label space (HANS: binary)
+            "labels": batch["labels"],
+        }
 
     def epoch_end(self, module: pl.LightningModule, stage: str) -> None:
         results = []
