@@ -15,7 +15,8 @@ from debiaslit.errors import ConfigError
 from debiaslit.evaluation.base import Evaluator
 from debiaslit.metrics import GroupAccuracy
 from debiaslit.metrics.predictions import predict_classes
-from debiaslit.metrics.results_table import EvalResult, write_results
+from debiaslit.metrics.results_table import EvalResult, results_markdown, write_results
+from debiaslit.utils.run_dir import run_dir
 
 HANS_MAPPINGS = ("argmax", "prob_sum")
 
@@ -91,14 +92,17 @@ class NLIEvaluator(Evaluator):
             return
         scalars = {f"{stage}/{k}": v for r in results for k, v in r.scalars().items()}
         module.log_dict(scalars, add_dataloader_idx=False, sync_dist=False)
-        # trainer.log_dir broadcasts from rank 0: every rank must read it, outside rank_zero_only
-        self._report(module, stage, results, Path(trainer.log_dir or "."))
+        # run_dir broadcasts from rank 0: every rank must call it, outside rank_zero_only
+        self._report(module, stage, results, run_dir(trainer))
 
     @rank_zero_only
     def _report(
-        self, module: pl.LightningModule, stage: str, results: list[EvalResult], log_dir: Path
+        self, module: pl.LightningModule, stage: str, results: list[EvalResult], log_dir: Path | None
     ) -> None:
-        table = write_results(results, log_dir / "results", stage, module.current_epoch)
+        if log_dir is None:  # fast_dev_run / no logger: print only, write nothing
+            table = results_markdown(results)
+        else:
+            table = write_results(results, log_dir / "results", stage, module.current_epoch)
         logger = module.logger
         if logger is not None and hasattr(logger.experiment, "add_text"):
             logger.experiment.add_text(f"{stage}/results", table, module.trainer.global_step)
