@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import debiaslit.cma.callback  # noqa: F401  (imported classes are selectable by short name)
@@ -15,6 +17,9 @@ import debiaslit.gates  # noqa: F401  (binarizers, score inits, penalties)
 import debiaslit.losses  # noqa: F401
 import debiaslit.methods  # noqa: F401
 from debiaslit.cli.checkpoint import RunCheckpoint
+from debiaslit.cli.cleanup import RemoveFailedRun
+from debiaslit.cli.errors import HINT, TRACEBACK_ENV, format_user_error, user_error
+from debiaslit.cli.predictions import PredictionCSVWriter
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "logger": {
@@ -37,6 +42,9 @@ class DebiasCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
+        # errors raise (ArgumentError) instead of exiting: the Python API sees exceptions, main() prints them
+        no_exit = {"exit_on_error": False}
+        kwargs.setdefault("parser_kwargs", {**no_exit, **{sub: no_exit for sub in self.subcommands()}})
         # any LightningModule / DataModule: the methods (DebiasModule subclasses) and analysis modules
         super().__init__(pl.LightningModule, pl.LightningDataModule, *args, **kwargs)
 
@@ -52,12 +60,33 @@ class DebiasCLI(LightningCLI):
         # The tokenizer always matches the model's backbone (subclass mode needs init_args on both sides).
         parser.link_arguments("model.init_args.backbone", "data.init_args.tokenizer")
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
+        if config.get("enable_checkpointing") is False:  # Lightning refuses a checkpoint callback then
+            callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoint)]
+        callbacks = [*callbacks, RemoveFailedRun()]
+        if self.subcommand == "predict":
+            callbacks.append(PredictionCSVWriter())
+        return super()._instantiate_trainer(config, callbacks)
+
 
 def main() -> None:
-    """Console-script entry point; returns None so that ``sys.exit(main())`` exits 0.
+    """Console-script entry point: a user error prints its message (no traceback) and exits 2.
 
     ``debiaslit export ...`` needs no Trainer and is handled before LightningCLI.
     """
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        _dispatch()
+        return
+    try:
+        _dispatch()
+    except Exception as err:
+        if user_error(err) is None:
+            raise
+        print(f"debiaslit: error: {format_user_error(err)}\n{HINT}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _dispatch() -> None:
     if sys.argv[1:2] == ["export"]:
         from debiaslit.cli.export import export_main
 

@@ -23,11 +23,13 @@ from debiaslit.backbones.components import COMPONENTS, ComponentMap
 from debiaslit.cma.effects import make_measure
 from debiaslit.cma.mediators import check_position, mediators_for
 from debiaslit.cma.probe import Probe, nli_probe, shard
-from debiaslit.cma.report import heatmap_figure, layer_curve, split_key, write_report
+from debiaslit.cma.report import heatmap_figure, layer_curve, layer_curves_figure, split_key, write_report
 from debiaslit.cma.run import ESTIMATORS, AnalysisResult, analyse
 from debiaslit.cma.setup import Intervention, MediationSetup
 from debiaslit.data.schema import NLI_LABELS
 from debiaslit.errors import ConfigError
+from debiaslit.utils.files import save_png
+from debiaslit.utils.run_dir import run_dir
 
 
 class NIECallback(Callback):
@@ -129,9 +131,10 @@ class NIECallback(Callback):
         if fitting and (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         result = self.compute(trainer, pl_module)
-        log_dir = Path(trainer.log_dir or ".")  # broadcast from rank 0: every rank reads it
+        log_dir = run_dir(trainer)  # broadcast from rank 0: every rank calls it
         if trainer.is_global_zero:
-            self._report(trainer, result, log_dir / "cma" / f"epoch_{trainer.current_epoch}")
+            out_dir = None if log_dir is None else log_dir / "cma" / f"epoch_{trainer.current_epoch}"
+            self._report(trainer, result, out_dir)
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> AnalysisResult:
         """Run the analysis on this rank's shard and reduce it over all ranks."""
@@ -163,7 +166,8 @@ class NIECallback(Callback):
         return result
 
     # ----------------------------------------------------------------------------------- output
-    def _report(self, trainer: pl.Trainer, result: AnalysisResult, out_dir: Path) -> None:
+    def _report(self, trainer: pl.Trainer, result: AnalysisResult, out_dir: Path | None) -> None:
+        """Log the curves; write the tables and figures to ``out_dir`` unless it is None (fast_dev_run)."""
         main = result.estimate if result.estimate is not None else result.exact
         main_name = "attribution" if result.estimate is not None else "exact"
         rows = _rows(main.nie(), main.mean_log(), None, main_name, main.count)
@@ -185,21 +189,24 @@ class NIECallback(Callback):
             "spearman": result.spearman, "spearman_by_component": result.spearman_by_component,
             "probe": self.probe(trainer).summary,
         }  # fmt: skip
-        write_report(out_dir, rows, curve, self.top_percent, summary, self.n_top)
+        title = f"NIE top {self.top_percent:g}% mean, epoch {trainer.current_epoch}"
+        if out_dir is not None:
+            write_report(out_dir, rows, curve, self.top_percent, summary, self.n_top)
+            save_png(layer_curves_figure(curve, title), out_dir / "layers.png")
+            save_png(heatmap_figure(curve, title), out_dir / "heatmap.png")
+            print(f"[debiaslit] cma epoch {trainer.current_epoch}: wrote {out_dir}", flush=True)
         logger = trainer.logger
         if logger is None:
             return
         logger.log_metrics(scalars, step=step)
         experiment = getattr(logger, "experiment", None)
         if hasattr(experiment, "add_figure"):
-            title = f"NIE top {self.top_percent:g}% mean, epoch {trainer.current_epoch}"
             experiment.add_figure("nie/heatmap", heatmap_figure(curve, title), step)
             by_component: dict[str, list[torch.Tensor]] = {}
             for key, values in main.nie().items():
                 by_component.setdefault(split_key(key)[0], []).append(values)
             for component, values in by_component.items():
                 experiment.add_histogram(f"nie_hist/{component}", torch.cat(values), step)
-        print(f"[debiaslit] cma epoch {trainer.current_epoch}: wrote {out_dir}", flush=True)
 
 
 def _rows(

@@ -11,6 +11,7 @@ import torch
 
 from debiaslit.cma.neurons import write_neurons
 from debiaslit.cma.selection import top_percent_mean
+from debiaslit.utils.files import atomic_path
 
 
 def split_key(key: str) -> tuple[str, int]:
@@ -34,7 +35,7 @@ def write_report(
     """Write neurons.csv (one row per unit and estimator), layers.csv, top_units.md and summary.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_neurons(out_dir / "neurons.csv", rows)
-    with (out_dir / "layers.csv").open("w", newline="") as f:
+    with atomic_path(out_dir / "layers.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
             ["component", "layer", f"top_{top_percent:g}pct_mean_effect", "max_effect", "mean_effect"]
@@ -61,8 +62,12 @@ def write_report(
         "|---:|---|---:|---:|" + "---:|" * len(estimators),
         *(f"| {i + 1} | {c} | {layer} | {u} | {cells(e)} |" for i, ((c, layer, u), e) in enumerate(ranked)),
     ]
-    (out_dir / "top_units.md").write_text("\n".join(lines) + "\n")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    for name, text in (
+        ("top_units.md", "\n".join(lines)),
+        ("summary.json", json.dumps(summary, indent=2, default=str)),
+    ):
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_text(text + "\n")
 
 
 def heatmap_figure(curve: dict[str, float], title: str) -> Any:
@@ -86,5 +91,28 @@ def heatmap_figure(curve: dict[str, float], title: str) -> Any:
     ax.set_ylabel("layer")
     ax.set_title(title)
     fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def layer_curves_figure(curve: dict[str, float], title: str) -> Any:
+    """One line per component: the top-p % mean effect against the layer index."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_component: dict[str, list[tuple[int, float]]] = {}
+    for key, value in curve.items():
+        component, layer = split_key(key)
+        by_component.setdefault(component, []).append((layer, value))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for component, points in by_component.items():
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=component)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("NIE")
+    ax.set_title(title)
+    ax.legend()
     fig.tight_layout()
     return fig

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from scipy.stats import spearmanr
 
 from debiaslit.cma.effects import EffectSums, ratio_effect
 from debiaslit.cma.exact import ExactRunner
@@ -29,7 +28,16 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman rank correlation (nan when fewer than 3 values or a constant input)."""
     if a.numel() < 3 or float(a.std()) == 0 or float(b.std()) == 0:
         return float("nan")
-    return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
+    ra, rb = average_ranks(a), average_ranks(b)
+    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
+
+
+def average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """1-based ranks of a 1-d tensor, ties sharing the mean of their ranks (as Spearman needs)."""
+    x = x.double().flatten()
+    _, inverse, counts = torch.unique(x, sorted=True, return_inverse=True, return_counts=True)
+    last = counts.cumsum(0).double()  # rank of the last member of each distinct value
+    return (last - (counts.double() - 1) / 2)[inverse]
 
 
 @dataclass

@@ -15,7 +15,8 @@ from debiaslit.errors import ConfigError
 from debiaslit.evaluation.base import Evaluator
 from debiaslit.metrics import GroupAccuracy
 from debiaslit.metrics.predictions import predict_classes
-from debiaslit.metrics.results_table import EvalResult, write_results
+from debiaslit.metrics.results_table import EvalResult, results_markdown, write_results
+from debiaslit.utils.run_dir import run_dir
 
 HANS_MAPPINGS = ("argmax", "prob_sum")
 
@@ -69,7 +70,14 @@ class NLIEvaluator(Evaluator):
     def predict_step(
         self, module: pl.LightningModule, batch: dict[str, torch.Tensor], dataloader_idx: int
     ) -> dict[str, Any]:
-        return {"index": batch["index"], "probs": module(batch).softmax(-1), "labels": batch["labels"]}
+        ds = self._sets[dataloader_idx]
+        logits = module(batch)
+        return {
+            "index": batch["index"],
+            "probs": logits.softmax(-1),
+            "preds": self.predictions(logits, ds.is_hans),  # in the set's label space (HANS: binary)
+            "labels": batch["labels"],
+        }
 
     def epoch_end(self, module: pl.LightningModule, stage: str) -> None:
         results = []
@@ -84,14 +92,17 @@ class NLIEvaluator(Evaluator):
             return
         scalars = {f"{stage}/{k}": v for r in results for k, v in r.scalars().items()}
         module.log_dict(scalars, add_dataloader_idx=False, sync_dist=False)
-        # trainer.log_dir broadcasts from rank 0: every rank must read it, outside rank_zero_only
-        self._report(module, stage, results, Path(trainer.log_dir or "."))
+        # run_dir broadcasts from rank 0: every rank must call it, outside rank_zero_only
+        self._report(module, stage, results, run_dir(trainer))
 
     @rank_zero_only
     def _report(
-        self, module: pl.LightningModule, stage: str, results: list[EvalResult], log_dir: Path
+        self, module: pl.LightningModule, stage: str, results: list[EvalResult], log_dir: Path | None
     ) -> None:
-        table = write_results(results, log_dir / "results", stage, module.current_epoch)
+        if log_dir is None:  # fast_dev_run / no logger: print only, write nothing
+            table = results_markdown(results)
+        else:
+            table = write_results(results, log_dir / "results", stage, module.current_epoch)
         logger = module.logger
         if logger is not None and hasattr(logger.experiment, "add_text"):
             logger.experiment.add_text(f"{stage}/results", table, module.trainer.global_step)

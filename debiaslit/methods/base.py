@@ -3,6 +3,7 @@ optimiser and schedule, the evaluator passed in) and, for classifiers, training 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,23 @@ class BackboneModule(pl.LightningModule):
         path = self._init_weights_from
         if not path:
             return
-        if not Path(path).is_file():
-            raise ConfigError(f"model.init_weights_from: checkpoint file '{path}' does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        resolved = Path(path).resolve()
+        if not resolved.is_file():
+            raise ConfigError(
+                f"model.init_weights_from: checkpoint file '{path}' ({resolved}) does not exist"
+            )
+        try:  # tensors and plain containers only: a checkpoint must not run code when loaded
+            checkpoint = torch.load(resolved, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ConfigError(
+                f"model.init_weights_from: '{resolved}' holds objects other than tensors and plain "
+                f"containers, refused (loading it would run arbitrary code): {str(err).splitlines()[0]}"
+            ) from err
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ConfigError(
+                f"model.init_weights_from: '{resolved}' is not a Lightning checkpoint (no state_dict)"
+            )
+        state = checkpoint["state_dict"]
         backbone_state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
         self.model.load_state_dict(backbone_state)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS
+from debiaslit.utils.files import atomic_path, save_png
 
 
 @dataclass
@@ -109,13 +109,13 @@ def results_rows(results: list[EvalResult]) -> list[dict[str, Any]]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_results(results: list[EvalResult], out_dir: Path, stage: str, epoch: int) -> str:
-    """Write ``<stage>_epoch<E>.csv`` and ``.md`` under ``out_dir``; returns the markdown."""
+    """Write ``<stage>_epoch<E>.csv``, ``.md`` and a ``_<set>_hans.png`` per HANS-style set under
+    ``out_dir``; returns the markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["eval_set", "level", "group", "n", "correct", "accuracy"])
@@ -125,4 +125,32 @@ def write_results(results: list[EvalResult], out_dir: Path, stage: str, epoch: i
     _atomic_write(out_dir / f"{stem}.csv", buffer.getvalue())
     table = results_markdown(results)
     _atomic_write(out_dir / f"{stem}.md", table + "\n")
+    for r in results:
+        if r.is_hans and r.n:
+            save_png(
+                hans_figure(r, f"{r.name}, {stage} epoch {epoch}"), out_dir / f"{stem}_{r.name}_hans.png"
+            )
     return table
+
+
+def hans_figure(result: EvalResult, title: str) -> Any:
+    """Heuristic x label accuracy heatmap of one HANS-style set (empty cells blank)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = result.group_accuracy()
+    grid = [[groups.get(f"{h}/{lab}", float("nan")) for lab in HANS_LABELS] for h in HANS_HEURISTICS]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="RdYlGn", aspect="auto")
+    ax.set_xticks(range(len(HANS_LABELS)), HANS_LABELS)
+    ax.set_yticks(range(len(HANS_HEURISTICS)), HANS_HEURISTICS)
+    for i, row in enumerate(grid):
+        for j, acc in enumerate(row):
+            if acc == acc:
+                ax.text(j, i, f"{acc:.2f}", ha="center", va="center")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="accuracy")
+    fig.tight_layout()
+    return fig
