@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -14,8 +13,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from debiaslit.counterfactual.inference import METHODS, OBJECTIVES
 from debiaslit.counterfactual.saved import SavedSet, counterfactual_evaluate, save_predictions
 from debiaslit.errors import ConfigError
-from debiaslit.metrics.results_table import write_results
+from debiaslit.metrics.results_table import results_markdown, write_results
 from debiaslit.utils.files import atomic_path
+from debiaslit.utils.run_dir import run_dir
 
 
 class CounterfactualInference(pl.Callback):
@@ -103,15 +103,18 @@ class CounterfactualInference(pl.Callback):
                     "every row: test on full sets"
                 )
             sets[ds.name] = SavedSet.from_dataset(ds, p_m, p_b)
-        log_dir = Path(trainer.log_dir or ".")
+        log_dir = run_dir(trainer)  # None under fast_dev_run: nothing is written
         fitted = {}
         for method in self.methods:
             objective = self.objective if method == "tie" else "reference"
             results, c = counterfactual_evaluate(sets, self.fit_on, method, objective, **self.fit_options)
             fitted[method] = {"c": c, "objective": objective, "fit_on": self.fit_on, **self.fit_options}
             if trainer.is_global_zero:
-                table = write_results(
-                    list(results.values()), log_dir / "results", f"test_{method}", trainer.current_epoch
+                listed = list(results.values())
+                table = (
+                    results_markdown(listed)
+                    if log_dir is None
+                    else write_results(listed, log_dir / "results", f"test_{method}", trainer.current_epoch)
                 )
                 rank_zero_info(
                     f"\n[debiaslit] counterfactual {method} (c = {c:.4f}, {objective}):\n{table}\n"
@@ -121,7 +124,7 @@ class CounterfactualInference(pl.Callback):
                         f"test_{method}/{k}": v for r in results.values() for k, v in r.scalars().items()
                     }
                     trainer.logger.log_metrics({**scalars, f"test_{method}/c": c}, step=trainer.global_step)
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and log_dir is not None:
             save_predictions(
                 log_dir / "counterfactual" / "predictions.json", list(sets.values()), {"fitted": fitted}
             )

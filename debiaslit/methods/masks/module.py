@@ -26,6 +26,7 @@ from debiaslit.methods.base import ClassifierModule
 from debiaslit.methods.masks.export import export_pretrained, save_masks
 from debiaslit.methods.masks.masked_weights import attach_masks
 from debiaslit.methods.masks.sparsity_report import sparsity_figure, write_sparsity_outputs
+from debiaslit.utils.run_dir import run_dir
 
 #: What trains besides the mask scores.
 TRAINABLE = ("masks", "head", "all")
@@ -164,8 +165,9 @@ class MaskMethod(ClassifierModule):
             experiment.add_figure("mask/sparsity_heatmap", fig, self.trainer.global_step, close=True)
 
     def on_fit_end(self) -> None:
-        log_dir = Path(self.trainer.log_dir or ".")  # every rank reads it (broadcast), rank 0 writes
-        self.write_outputs(log_dir)
+        log_dir = run_dir(self.trainer)  # every rank calls it (broadcast), rank 0 writes
+        if log_dir is not None:
+            self.write_outputs(log_dir)
 
     @rank_zero_only
     def write_outputs(self, log_dir: Path) -> None:
