@@ -15,7 +15,11 @@ from tests.conftest import REPO_ROOT
 
 TINY = str(REPO_ROOT / "tests" / "configs" / "tiny_erm.yaml")
 SHIPPED = sorted((REPO_ROOT / "configs").rglob("*.yaml"))
-FULL_CONFIGS = [p for p in SHIPPED if "callbacks" not in p.parts]
+#: Experiment files (top level) and add-ons (callbacks/) are whole configs; the other folders hold
+#: reusable pieces of one section each (``trainer:``, ``data:``, ``model:``, ``checkpoint:``).
+FULL_CONFIGS = [p for p in SHIPPED if p.parent.name == "configs"]
+ADD_ONS = [p for p in SHIPPED if p.parent.name == "callbacks"]
+PIECES = [p for p in SHIPPED if p not in FULL_CONFIGS and p not in ADD_ONS]
 
 
 def test_console_script_help() -> None:
@@ -52,7 +56,30 @@ def test_every_shipped_config_parses(config: Path, capsys: pytest.CaptureFixture
     assert seed_line.split(":")[1].strip().isdigit(), "every config must set an explicit integer seed"
 
 
-@pytest.mark.parametrize("extra", [p for p in SHIPPED if "callbacks" in p.parts], ids=lambda p: p.name)
+@pytest.mark.parametrize("piece", PIECES, ids=lambda p: str(p.relative_to(REPO_ROOT / "configs")))
+def test_every_config_piece_parses_in_its_section(piece: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--data configs/data/x.yaml`` (etc.) composes a piece over a whole config, as experiments do."""
+    section = piece.parent.name
+    assert section in ("trainer", "data", "model", "checkpoint"), f"{piece}: unknown config folder"
+    with pytest.raises(SystemExit) as exit_info:
+        DebiasCLI(args=["fit", "--config", TINY, f"--{section}", str(piece), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert f"{section}:" in capsys.readouterr().out
+
+
+def test_experiments_reference_only_existing_pieces() -> None:
+    referenced = set()
+    for config in FULL_CONFIGS:
+        for line in config.read_text().splitlines():
+            key, _, value = line.partition(": ")
+            if key in ("trainer", "data", "model", "checkpoint") and value.endswith(".yaml"):
+                assert (config.parent / value).is_file(), f"{config.name}: {value} does not exist"
+                referenced.add(config.parent / value)
+    shared = [p for p in PIECES if p.parent.name != "trainer"]  # trainer pieces are add-ons (see README)
+    assert set(shared) <= referenced, f"pieces no experiment uses: {sorted(set(shared) - referenced)}"
+
+
+@pytest.mark.parametrize("extra", ADD_ONS, ids=lambda p: p.name)
 def test_callback_configs_compose_with_quickstart(extra: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         DebiasCLI(args=["fit", "--config", TINY, "--config", str(extra), "--print_config"])
