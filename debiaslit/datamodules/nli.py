@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
@@ -116,7 +117,8 @@ class NLIDataModule(pl.LightningDataModule):
         if spec.cache != "auto":
             return Path(spec.cache) if spec.cache else None
         root = getattr(getattr(self.trainer, "logger", None), "root_dir", None)
-        if root is None:
+        # fast_dev_run's DummyLogger answers every attribute with a no-op function: only a path counts
+        if not isinstance(root, (str, os.PathLike)) or getattr(self.trainer, "fast_dev_run", False):
             return None
         return (
             Path(root)
