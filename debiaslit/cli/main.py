@@ -61,6 +61,8 @@ class DebiasCLI(LightningCLI):
         parser.link_arguments("model.init_args.backbone", "data.init_args.tokenizer")
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
+        """Our callbacks (LightningCLI 2.6's private hook: the one place seeing trainer options and
+        the extra callbacks together)."""
         if config.get("enable_checkpointing") is False:  # Lightning refuses a checkpoint callback then
             callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoint)]
         callbacks = [*callbacks, RemoveFailedRun()]

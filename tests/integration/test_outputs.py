@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import debiaslit
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_debiaslit
 
 TINY = str(REPO_ROOT / "tests" / "configs" / "tiny_erm.yaml")
 NIE = str(REPO_ROOT / "tests" / "configs" / "cma_tiny_nie.yaml")
@@ -80,3 +80,25 @@ def test_run_outputs_resume_and_predictions(tmp_path: Path, monkeypatch: pytest.
                 expected = ds.label_names[int(model.evaluator.predictions(probs.log()[None], ds.is_hans))]
                 assert rows[i]["predicted_label"] == expected
                 assert rows[i]["gold_label"] == ds.examples[i].label
+
+
+@pytest.mark.slow
+def test_predictions_under_ddp_equal_one_process(tmp_path: Path) -> None:
+    """Two processes each predict a shard; rank 0 writes every example once, as one process does."""
+    tables = {}
+    for devices in (1, 2):
+        run_debiaslit(tmp_path, "predict", [TINY], f"predict{devices}", devices)
+        folder = tmp_path / f"logs/predict{devices}/version_0/predictions"
+        tables[devices] = {}
+        for path in sorted(folder.glob("*.csv")):
+            with path.open() as f:
+                tables[devices][path.stem] = list(csv.DictReader(f))
+    assert sorted(tables[1]) == ["hans_like", "synth_ood"]
+    for name, rows in tables[1].items():
+        other = tables[2][name]
+        assert [r["uid"] for r in other] == [r["uid"] for r in rows]
+        assert [r["gold_label"] for r in other] == [r["gold_label"] for r in rows]
+        for column in ("p_entailment", "p_neutral", "p_contradiction"):
+            assert [float(r[column]) for r in other] == pytest.approx(
+                [float(r[column]) for r in rows], abs=1e-5
+            )
