@@ -58,7 +58,12 @@ def _valid_names(chain: list[BaseException]) -> str:
                 continue
             base = getattr(importlib.import_module(module), name)
             paths = get_all_subclass_paths(base)
-            names += [p.rpartition(".")[2] for p in paths if p.startswith("debiaslit.")]
+            # the CLI's own callbacks are added by it, never configured: not offered as choices
+            names += [
+                p.rpartition(".")[2]
+                for p in paths
+                if p.startswith("debiaslit.") and not p.startswith("debiaslit.cli.")
+            ]
         if names:
             return ", ".join(dict.fromkeys(names))
     return ""
