@@ -51,7 +51,7 @@ def _timed(fn, repeats: int = 1) -> tuple[float, object]:
 
 def _probe_data(backbone: str, per_class: int, seed: int):
     from debiaslit.backbones import load_tokenizer
-    from debiaslit.cma.probe import nli_probe
+    from debiaslit.cma.probe import NLIProbe
     from debiaslit.data.encoded import EncodedNLI
     from debiaslit.data.nli_readers import read_nli_file
     from debiaslit.data.synthetic import generate_shortcut_nli
@@ -65,7 +65,7 @@ def _probe_data(backbone: str, per_class: int, seed: int):
         examples, source = generate_shortcut_nli(n=3000, shortcut_rate=0.9, seed=seed), "synthetic"
     tok = load_tokenizer(backbone)
     dataset = EncodedNLI("bench", examples, tok, max_length=128)
-    probe = nli_probe(dataset, tok.pad_token_id or 0, per_class=per_class, reference="high", seed=seed)
+    probe = NLIProbe(per_class=per_class, reference="high", seed=seed).build(dataset, tok.pad_token_id or 0)
     return probe, source
 
 

@@ -27,7 +27,7 @@ from debiaslit.cma.effects import (
 from debiaslit.cma.exact import ExactRunner, direct_effects, exact_effects
 from debiaslit.cma.mediators import MEDIATOR_COMPONENTS, POSITIONS, Mediator, mediators_for, resolve_positions
 from debiaslit.cma.neurons import read_neurons, select_units
-from debiaslit.cma.probe import Probe, nli_probe
+from debiaslit.cma.probe import NLIProbe, Probe
 from debiaslit.cma.run import ESTIMATORS, AnalysisResult, analyse
 from debiaslit.cma.selection import greedy, nie_all_vs_sum, spearman, top_k_joint, top_percent_mean
 from debiaslit.cma.setup import INTERVENTIONS, Intervention, MediationSetup, ReferenceStats
@@ -46,6 +46,7 @@ __all__ = [
     "Intervention",
     "MediationSetup",
     "NIECallback",
+    "NLIProbe",
     "Mediator",
     "Probe",
     "ReferenceStats",
@@ -59,7 +60,6 @@ __all__ = [
     "make_measure",
     "mediators_for",
     "nie_all_vs_sum",
-    "nli_probe",
     "ratio_effect",
     "read_neurons",
     "resolve_positions",

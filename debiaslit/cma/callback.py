@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from debiaslit.backbones.components import COMPONENTS, ComponentMap
 from debiaslit.cma.effects import make_measure
 from debiaslit.cma.mediators import check_position, mediators_for
-from debiaslit.cma.probe import Probe, nli_probe, shard
+from debiaslit.cma.probe import NLIProbe, Probe, shard
 from debiaslit.cma.report import heatmap_figure, layer_curve, layer_curves_figure, split_key, write_report
 from debiaslit.cma.run import ESTIMATORS, AnalysisResult, analyse
 from debiaslit.cma.setup import Intervention, MediationSetup
@@ -46,9 +46,8 @@ class NIECallback(Callback):
             (mean ablation over the probe set), ``scale`` (×``alpha``) or ``zero``.
         effect: ``class_prob`` / ``log_odds`` of ``target_class``, or ``odds_ratio`` (Vig's anti/stereo).
         top_percent: per layer × component, the curve value is the mean of the top p % units.
-        probe_set, per_class, reference, overlap_mode, overlap_high, overlap_low: the NLI probe (an eval
-            set of the DataModule; ``per_class`` examples per gold label; HOL (``high``) or LOL (``low``)
-            reference set from ``debiaslit.data.overlap.overlap_subsets``); unused with ``cma_probe()``.
+        probe: how the NLI probe set is drawn (:class:`~debiaslit.cma.probe.NLIProbe`: evaluation set,
+            examples per class, HOL / LOL reference); unused when the DataModule has ``cma_probe()``.
         batch_size: probe examples per forward; max_rows: memory budget of the exact estimator (rows).
     """
 
@@ -64,17 +63,11 @@ class NIECallback(Callback):
         effect: str = "class_prob",
         target_class: str = "entailment",
         top_percent: float = 2.5,
-        probe_set: str | None = None,
-        per_class: int = 16,
-        reference: str | None = "high",
-        overlap_mode: str = "percentile",
-        overlap_high: float = 95.0,
-        overlap_low: float = 5.0,
+        probe: NLIProbe | None = None,
         batch_size: int = 32,
         max_rows: int = 512,
         verify_top_k: int = 16,
         top_units: int = 20,
-        seed: int = 0,
     ) -> None:
         if every_n_epochs < 1:
             raise ConfigError(f"NIECallback.every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -90,10 +83,7 @@ class NIECallback(Callback):
         self.every_n_epochs, self.estimator = every_n_epochs, estimator
         self.components = list(components or COMPONENTS)
         self.layers, self.position, self.top_percent = layers, position, top_percent
-        self.probe_options = dict(
-            probe_set=probe_set, per_class=per_class, reference=reference, overlap_mode=overlap_mode,
-            overlap_high=overlap_high, overlap_low=overlap_low, seed=seed,
-        )  # fmt: skip
+        self.probe_spec = probe if probe is not None else NLIProbe()
         self.batch_size, self.max_rows, self.verify_top_k, self.n_top = (
             batch_size,
             max_rows,
@@ -110,14 +100,13 @@ class NIECallback(Callback):
             if hasattr(dm, "cma_probe"):
                 self._probe = dm.cma_probe()
             elif getattr(dm, "eval_datasets", None):
-                opts = dict(self.probe_options)
-                name = opts.pop("probe_set") or next(iter(dm.eval_datasets))
+                name = self.probe_spec.probe_set or next(iter(dm.eval_datasets))
                 if name not in dm.eval_datasets:
                     raise ConfigError(
-                        f"NIECallback.probe_set {name!r} is not an evaluation set; "
+                        f"NIECallback.probe.probe_set {name!r} is not an evaluation set; "
                         f"have {list(dm.eval_datasets)}"
                     )
-                self._probe = nli_probe(dm.eval_datasets[name], dm.tokenizer.pad_token_id or 0, **opts)
+                self._probe = self.probe_spec.build(dm.eval_datasets[name], dm.tokenizer.pad_token_id or 0)
             else:
                 raise ConfigError("NIECallback needs a DataModule with cma_probe() or NLI eval_datasets")
             rank_zero_info(f"[debiaslit] cma probe: {self._probe.summary}")

@@ -72,45 +72,65 @@ def shard(n: int, rank: int, world: int) -> list[int]:
     return list(range(rank, n, world))
 
 
-def nli_probe(
-    dataset: EncodedNLI,
-    pad_token_id: int,
-    per_class: int = 16,
-    reference: str | None = "high",
-    overlap_mode: str = "percentile",
-    overlap_high: float = 95.0,
-    overlap_low: float = 5.0,
-    seed: int = 0,
-) -> Probe:
-    """Class-balanced probe from an NLI evaluation set, plus the HOL or LOL set as reference.
+class NLIProbe:
+    """How an NLI probe set is drawn from one evaluation set of the DataModule: ``per_class`` examples per
+    gold label, plus the high- (HOL) or low-overlap (LOL) pairs as the reference set.
 
-    The reference set comes from :func:`~debiaslit.data.overlap.overlap_subsets` (label-balanced,
-    without replacement) and its examples are kept out of the probe set. ``reference=None``: no reference.
+    Args:
+        probe_set: the evaluation set to draw from (the DataModule's first when null).
+        per_class: probe examples per gold label (class-balanced, seeded).
+        reference: ``high`` (HOL), ``low`` (LOL) or null (no reference set).
+        overlap_mode, overlap_high, overlap_low: the HOL / LOL cut-offs of
+            :func:`~debiaslit.data.overlap.overlap_subsets` (percentiles or absolute overlap rates).
+        seed: seeds the label-balanced sampling of both sets.
     """
-    if reference not in ("high", "low", None):
-        raise ConfigError(f"cma reference must be 'high', 'low' or null, got {reference!r}")
-    if per_class < 1:
-        raise ConfigError(f"cma per_class must be >= 1, got {per_class}")
-    summary: dict[str, Any] = {"probe_set": dataset.name}
-    ref_idx: list[int] = []
-    if reference is not None:
-        subsets = overlap_subsets(
-            dataset.examples, overlap_mode, overlap_high, overlap_low, balance_labels=True, seed=seed
+
+    def __init__(
+        self,
+        probe_set: str | None = None,
+        per_class: int = 16,
+        reference: str | None = "high",
+        overlap_mode: str = "percentile",
+        overlap_high: float = 95.0,
+        overlap_low: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        if reference not in ("high", "low", None):
+            raise ConfigError(f"NLIProbe.reference must be 'high', 'low' or null, got {reference!r}")
+        if per_class < 1:
+            raise ConfigError(f"NLIProbe.per_class must be >= 1, got {per_class}")
+        self.probe_set, self.per_class, self.reference, self.seed = probe_set, per_class, reference, seed
+        self.overlap_mode, self.overlap_high, self.overlap_low = overlap_mode, overlap_high, overlap_low
+
+    def build(self, dataset: EncodedNLI, pad_token_id: int) -> Probe:
+        """The probe from ``dataset``; the reference examples are kept out of the probe set."""
+        summary: dict[str, Any] = {"probe_set": dataset.name}
+        ref_idx: list[int] = []
+        if self.reference is not None:
+            subsets = overlap_subsets(
+                dataset.examples,
+                self.overlap_mode,
+                self.overlap_high,
+                self.overlap_low,
+                balance_labels=True,
+                seed=self.seed,
+            )
+            ref_idx = subsets.high_idx if self.reference == "high" else subsets.low_idx
+            summary.update(
+                {f"reference/{k}": v for k, v in subsets.summary().items()}, reference=self.reference
+            )
+        taken = set(ref_idx)
+        rng = random.Random(self.seed)
+        probe_idx: list[int] = []
+        for label in range(len(dataset.label_names)):
+            pool = [i for i, y in enumerate(dataset.labels) if y == label and i not in taken]
+            probe_idx += rng.sample(pool, min(self.per_class, len(pool)))
+        probe_idx.sort()
+        summary["n_probe"] = len(probe_idx)
+        summary["n_reference"] = len(ref_idx)
+        return Probe(
+            items=[dataset[i] for i in probe_idx],
+            pad_token_id=pad_token_id,
+            reference=[dataset[i] for i in ref_idx] if self.reference is not None else None,
+            summary=summary,
         )
-        ref_idx = subsets.high_idx if reference == "high" else subsets.low_idx
-        summary.update({f"reference/{k}": v for k, v in subsets.summary().items()}, reference=reference)
-    taken = set(ref_idx)
-    rng = random.Random(seed)
-    probe_idx: list[int] = []
-    for label in range(len(dataset.label_names)):
-        pool = [i for i, y in enumerate(dataset.labels) if y == label and i not in taken]
-        probe_idx += rng.sample(pool, min(per_class, len(pool)))
-    probe_idx.sort()
-    summary["n_probe"] = len(probe_idx)
-    summary["n_reference"] = len(ref_idx)
-    return Probe(
-        items=[dataset[i] for i in probe_idx],
-        pad_token_id=pad_token_id,
-        reference=[dataset[i] for i in ref_idx] if reference is not None else None,
-        summary=summary,
-    )

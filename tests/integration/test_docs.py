@@ -27,7 +27,7 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(?:<!-- docs-test\n(?P<spec>.*?)-->\n+)?```python\n(?P<code>.*?)```", re.S)
+BLOCK = re.compile(r"(?:<!-- docs-test[^\n]*\n(?P<spec>.*?)-->\n+)?```python\n(?P<code>.*?)```", re.S)
 
 
 def python_blocks() -> list[tuple[str, str, dict]]:
