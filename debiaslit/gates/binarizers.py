@@ -73,18 +73,23 @@ class Binarizer:
 class _ScheduledThreshold(Binarizer):
     """A threshold τ_t moved from ``threshold_initial`` to ``threshold`` by a constant or cubic schedule.
 
-    The penalty ramp is λ_t = λ · τ_t / τ_f (nn_pruning's regularisation schedule).
+    The penalty ramp is λ_t = λ · τ_t / τ_f (nn_pruning's regularisation schedule). ``threshold: null``
+    takes the method's published value (:attr:`default_threshold`).
     """
+
+    #: τ_f of the paper the binarizer comes from.
+    default_threshold: float
 
     def __init__(
         self,
-        threshold: float,
+        threshold: float | None = None,
         threshold_initial: float | None = None,
         schedule: str = "constant",
         warmup_fraction: float = 0.0,
         cooldown_fraction: float = 0.0,
     ) -> None:
-        self.threshold, self.threshold_initial = float(threshold), threshold_initial
+        self.threshold = float(self.default_threshold if threshold is None else threshold)
+        self.threshold_initial = threshold_initial
         start = self.threshold if threshold_initial is None else float(threshold_initial)
         self.schedule = CubicSchedule(start, self.threshold, schedule, warmup_fraction, cooldown_fraction)
 
@@ -108,34 +113,18 @@ class _ScheduledThreshold(Binarizer):
 
 
 class Threshold(_ScheduledThreshold):
-    """Zhao et al. 2020: M = 1[S > τ], ∂L/∂S = ∂L/∂M (identity straight-through)."""
+    """Zhao et al. 2020: M = 1[S > τ], ∂L/∂S = ∂L/∂M (identity straight-through); τ_f = 0.01 by default."""
 
-    def __init__(
-        self,
-        threshold: float = 0.01,
-        threshold_initial: float | None = None,
-        schedule: str = "constant",
-        warmup_fraction: float = 0.0,
-        cooldown_fraction: float = 0.0,
-    ) -> None:
-        super().__init__(threshold, threshold_initial, schedule, warmup_fraction, cooldown_fraction)
+    default_threshold = 0.01
 
     def __call__(self, scores: torch.Tensor, value: float, training: bool) -> torch.Tensor:
         return _straight_through(scores > value, scores)
 
 
 class SigmoidThreshold(_ScheduledThreshold):
-    """Meissner et al. 2022 / nn_pruning: M = 1[σ(S) > τ_t], ∂L/∂S = ∂L/∂M · σ'(S)."""
+    """Meissner et al. 2022 / nn_pruning: M = 1[σ(S) > τ_t], ∂L/∂S = ∂L/∂M · σ'(S); τ_f = 0.1 by default."""
 
-    def __init__(
-        self,
-        threshold: float = 0.1,
-        threshold_initial: float | None = None,
-        schedule: str = "constant",
-        warmup_fraction: float = 0.0,
-        cooldown_fraction: float = 0.0,
-    ) -> None:
-        super().__init__(threshold, threshold_initial, schedule, warmup_fraction, cooldown_fraction)
+    default_threshold = 0.1
 
     def __call__(self, scores: torch.Tensor, value: float, training: bool) -> torch.Tensor:
         prob = torch.sigmoid(scores)
