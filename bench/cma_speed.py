@@ -140,7 +140,7 @@ def main() -> None:
         backbone = "tiny-bert"
         model, _ = load_backbone(backbone, num_labels=3, seed=args.seed)
     if args.init_weights_from:
-        state = torch.load(args.init_weights_from, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(args.init_weights_from, map_location="cpu", weights_only=True)["state_dict"]
         model.load_state_dict(
             {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
         )
