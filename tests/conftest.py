@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -41,19 +44,58 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def run_debiaslit(
-    workdir: Path, subcommand: str, configs: list[str], name: str, devices: int, *extra: str
-) -> subprocess.CompletedProcess:
-    """Run the console script in a subprocess (DDP re-runs the command line, so never in-process).
+def debiaslit_command(subcommand: str, configs: list[str], name: str, devices: int, *extra: str) -> list[str]:
+    """``python -m debiaslit <subcommand>`` for a run named ``name`` (logs/<name>, checkpoints/<name>).
 
-    ``devices > 1`` runs real DDP on CPU processes (gloo). The run is named ``name`` (logs/<name>,
-    checkpoints/<name>); the test fails with the tail of the output when the command fails.
+    ``devices > 1`` runs real DDP on CPU processes (gloo).
     """
     args = [sys.executable, "-m", "debiaslit", subcommand, *(f"--config={c}" for c in configs), *extra]
     args += [f"--trainer.logger.init_args.name={name}", f"--trainer.devices={devices}"]
     if devices > 1:
         args += ["--trainer.strategy=ddp", "--trainer.accelerator=cpu"]
+    return args
+
+
+def run_together(workdir: Path, commands: list[list[str]], timeout: float = 180) -> list[str]:
+    """Run independent commands at the same time (a tiny run is mostly start-up, which overlaps well);
+    returns each one's stdout + stderr. The test fails with the tail of the first command that fails."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    out = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=180, env=env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
+    logs = [tempfile.TemporaryFile("w+") for _ in commands]  # files, not pipes: no pipe can fill up
+    procs = [
+        # own session: a timeout kills the whole group, DDP ranks included
+        subprocess.Popen(
+            args,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        for args, log in zip(commands, logs, strict=True)
+    ]
+    deadline = time.monotonic() + timeout
+    try:
+        codes = [proc.wait(timeout=max(0.0, deadline - time.monotonic())) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    outputs = []
+    for log in logs:
+        log.seek(0)
+        outputs.append(log.read())
+        log.close()
+    for args, code, out in zip(commands, codes, outputs, strict=True):
+        assert code == 0, f"debiaslit {' '.join(args[3:])} exited {code}:\n{out[-6000:]}"
+    return outputs
+
+
+def run_debiaslit(
+    workdir: Path, subcommand: str, configs: list[str], name: str, devices: int, *extra: str
+) -> subprocess.CompletedProcess:
+    """Run the console script in a subprocess (DDP re-runs the command line, so never in-process);
+    its ``stdout`` holds stdout and stderr. See :func:`debiaslit_command`."""
+    args = debiaslit_command(subcommand, configs, name, devices, *extra)
+    return subprocess.CompletedProcess(args, 0, stdout=run_together(workdir, [args])[0], stderr="")
