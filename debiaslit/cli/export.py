@@ -13,18 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch
 from jsonargparse import ArgumentParser
 
 import debiaslit.methods  # noqa: F401  (the methods a checkpoint may name)
+from debiaslit.backbones.checkpoint_file import read_checkpoint
 from debiaslit.errors import ConfigError, DataFormatError
 
 
 def method_class(ckpt_path: Path) -> type[pl.LightningModule]:
     """The LightningModule class recorded in a CLI checkpoint; ConfigError when it records none."""
-    if not ckpt_path.is_file():
-        raise ConfigError(f"--ckpt_path: checkpoint file {ckpt_path} does not exist")
-    hparams = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    hparams = read_checkpoint(ckpt_path, "--ckpt_path").get("hyper_parameters", {})
     class_path = hparams.get("_class_path")
     if not isinstance(class_path, str):
         raise DataFormatError(

@@ -16,6 +16,7 @@ import debiaslit.datamodules  # noqa: F401
 import debiaslit.gates  # noqa: F401  (binarizers, score inits, penalties)
 import debiaslit.losses  # noqa: F401
 import debiaslit.methods  # noqa: F401
+from debiaslit.backbones.checkpoint_file import read_checkpoint
 from debiaslit.cli.checkpoint import RunCheckpoint
 from debiaslit.cli.cleanup import RemoveFailedRun
 from debiaslit.cli.errors import HINT, TRACEBACK_ENV, format_user_error, user_error
@@ -31,6 +32,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # process count).
     "use_distributed_sampler": False,
 }
+#: ``--ckpt_path`` values that Lightning resolves itself (not file names).
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc")
 
 
 class DebiasCLI(LightningCLI):
@@ -59,6 +62,15 @@ class DebiasCLI(LightningCLI):
         )
         # The tokenizer always matches the model's backbone (subclass mode needs init_args on both sides).
         parser.link_arguments("model.init_args.backbone", "data.init_args.tokenizer")
+
+    def _parse_ckpt_path(self) -> None:
+        """A resume checkpoint that is missing, truncated (a crash while it was written) or pickles
+        objects fails here, before any run folder exists: never a half-resume or a traceback."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and path not in LIGHTNING_CKPT_NAMES and not str(path).startswith("registry"):
+            read_checkpoint(path, "--ckpt_path")
+        super()._parse_ckpt_path()
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
         """Our callbacks (LightningCLI 2.6's private hook: the one place seeing trainer options and

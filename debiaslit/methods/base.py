@@ -3,8 +3,6 @@ optimiser and schedule, the evaluator passed in) and, for classifiers, training 
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,6 +10,7 @@ import torch
 from torch import nn
 
 from debiaslit.backbones import load_backbone
+from debiaslit.backbones.checkpoint_file import backbone_weights, read_checkpoint
 from debiaslit.backbones.pooling import pooled_features
 from debiaslit.errors import ConfigError
 from debiaslit.evaluation import Evaluator, NLIEvaluator
@@ -49,6 +48,8 @@ class BackboneModule(pl.LightningModule):
         evaluator: Evaluator | None = None,
     ) -> None:
         super().__init__()
+        if not lr > 0:  # AdamW's own check would surface as a traceback once training starts
+            raise ConfigError(f"model.lr must be > 0, got {lr}")
         if not 0.0 <= warmup_ratio < 1.0:
             raise ConfigError(f"model.warmup_ratio must lie in [0, 1), got {warmup_ratio}")
         self.save_hyperparameters(ignore=["evaluator", "loss"])
@@ -70,25 +71,9 @@ class BackboneModule(pl.LightningModule):
         path = self._init_weights_from
         if not path:
             return
-        resolved = Path(path).resolve()
-        if not resolved.is_file():
-            raise ConfigError(
-                f"model.init_weights_from: checkpoint file '{path}' ({resolved}) does not exist"
-            )
-        try:  # tensors and plain containers only: a checkpoint must not run code when loaded
-            checkpoint = torch.load(resolved, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            raise ConfigError(
-                f"model.init_weights_from: '{resolved}' holds objects other than tensors and plain "
-                f"containers, refused (loading it would run arbitrary code): {str(err).splitlines()[0]}"
-            ) from err
-        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-            raise ConfigError(
-                f"model.init_weights_from: '{resolved}' is not a Lightning checkpoint (no state_dict)"
-            )
-        state = checkpoint["state_dict"]
-        backbone_state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        self.model.load_state_dict(backbone_state)
+        checkpoint = read_checkpoint(path, "model.init_weights_from")
+        weights = backbone_weights(checkpoint, self.model, f"model.init_weights_from: '{path}'")
+        self.model.load_state_dict(weights)
 
     # ----------------------------------------------------------------------------------- model
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

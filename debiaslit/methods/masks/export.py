@@ -89,31 +89,55 @@ def save_masks(masked: MaskedModel, path: str | Path) -> Path:
 
 def load_masks(path: str | Path) -> dict[str, StoredMask]:
     """Module path → :class:`StoredMask` from a file written by :func:`save_masks`."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"mask file {path} does not exist")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise DataFormatError(f"{path}: not a debiaslit mask file (format {metadata.get('format')!r})")
-        modules = json.loads(metadata["modules"])
-        keys = set(f.keys())
-        stored = {}
-        for module_path, info in modules.items():
-            rows_key = f"{module_path}::rows"
-            stored[module_path] = StoredMask(
-                unpack_bits(f.get_tensor(module_path), tuple(info["shape"])),
-                f.get_tensor(rows_key) if rows_key in keys else None,
-                info["layout"],
-                int(info["n_out"]),
-            )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != FORMAT or "modules" not in metadata:
+                raise DataFormatError(
+                    f"{path}: not a debiaslit mask file (format {metadata.get('format')!r})"
+                )
+            modules = json.loads(metadata["modules"])
+            keys = set(f.keys())
+            stored = {}
+            for module_path, info in modules.items():
+                if module_path not in keys:
+                    raise DataFormatError(f"{path}: the module map names {module_path!r}, which has no mask")
+                rows_key = f"{module_path}::rows"
+                stored[module_path] = StoredMask(
+                    _unpack_checked(
+                        f.get_tensor(module_path), tuple(info["shape"]), f"{path}: {module_path}"
+                    ),
+                    f.get_tensor(rows_key) if rows_key in keys else None,
+                    info["layout"],
+                    int(info["n_out"]),
+                )
+    except SafetensorError as err:  # not safetensors, or cut short
+        raise DataFormatError(f"{path}: not a readable safetensors file ({err})") from err
     return stored
 
 
+def _unpack_checked(packed: torch.Tensor, shape: tuple[int, ...], where: str) -> torch.Tensor:
+    n = 1
+    for dim in shape:
+        n *= dim
+    if packed.dtype != torch.uint8 or packed.numel() != -(-n // 8):
+        raise DataFormatError(
+            f"{where}: {packed.numel()} {packed.dtype} values do not hold the bits of a {list(shape)} mask"
+            f" ({-(-n // 8)} uint8 values)"
+        )
+    return unpack_bits(packed, shape)
+
+
 def apply_masks(model: nn.Module, masks: dict[str, StoredMask]) -> None:
-    """Put stored masks onto ``model`` (undo with :func:`remove_masks`); ConfigError on mismatch."""
+    """Put stored masks onto ``model`` (undo with :func:`remove_masks`); ConfigError on mismatch.
+
+    Every mask is checked before the first is put on, so a mismatch leaves ``model`` unmasked."""
+    fixed_masks: list[tuple[nn.Module, FixedMask]] = []
     for module_path, stored in masks.items():
         module = get_module(model, module_path)
         if parametrize.is_parametrized(module, "weight"):
@@ -132,7 +156,8 @@ def apply_masks(model: nn.Module, masks: dict[str, StoredMask]) -> None:
                 f"model's weight is {layout} with {n_out} outputs x {n_in} inputs"
             )
         rows = None if stored.rows is None else stored.rows.to(module.weight.device)
-        fixed = FixedMask(layout, n_out, rows, stored.mask.to(module.weight.device))
+        fixed_masks.append((module, FixedMask(layout, n_out, rows, stored.mask.to(module.weight.device))))
+    for module, fixed in fixed_masks:
         parametrize.register_parametrization(module, "weight", fixed)
 
 
