@@ -59,7 +59,9 @@ def debiaslit_command(subcommand: str, configs: list[str], name: str, devices: i
 def run_together(workdir: Path, commands: list[list[str]], timeout: float = 180) -> list[str]:
     """Run independent commands at the same time (a tiny run is mostly start-up, which overlaps well);
     returns each one's stdout + stderr. The test fails with the tail of the first command that fails."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    # the checkout first on the path: test-only callbacks (tests.*) import in the subprocess, whatever its cwd
+    path = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=path)
     logs = [tempfile.TemporaryFile("w+") for _ in commands]  # files, not pipes: no pipe can fill up
     procs = [
         # own session: a timeout kills the whole group, DDP ranks included

@@ -29,7 +29,7 @@ MEISSNER = {
 
 
 def _scores(ckpt: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     return {k: v for k, v in state.items() if k.endswith(SCORES)}
 
 
@@ -110,7 +110,7 @@ def test_export_subcommand_writes_a_model_that_loads_without_debiaslit(tmp_path:
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
-    masked = MaskMethod.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False).eval()
+    masked = MaskMethod.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
     with torch.no_grad():
         expected = masked.model(input_ids=IDS).logits
         torch.testing.assert_close(plain(input_ids=IDS).logits, expected, rtol=0, atol=1e-6)
