@@ -51,6 +51,8 @@ def _bias_model_fitted_once(single: Path, ddp: Path, outputs: dict[str, str]) ->
 
 @dataclass(frozen=True)
 class Case:
+    """A registered method and the tiny configs that make it a runnable experiment."""
+
     method: type[pl.LightningModule]
     configs: tuple[str, ...]
     #: checks of what only this case produces, on (single run dir, DDP run dir, {run: output})
@@ -199,6 +201,8 @@ def test_predict_writes_the_loaded_models_probabilities(runs: Runs) -> None:
 @pytest.mark.slow
 def test_two_ddp_processes_match_one_at_the_same_global_batch(runs: Runs) -> None:
     one, two = runs.final_state(), runs.final_state("ddp")
+    ddp_ckpt = runs.workdir / "checkpoints" / "ddp" / "version_0" / "last.ckpt"
+    assert torch.load(ddp_ckpt, map_location="cpu", weights_only=True)["global_step"] == STEPS
     assert one["state_dict"].keys() == two["state_dict"].keys()
     for key, value in one["state_dict"].items():
         torch.testing.assert_close(two["state_dict"][key], value, **DDP_TOLERANCE, msg=key)
