@@ -48,8 +48,8 @@ class BackboneModule(pl.LightningModule):
         evaluator: Evaluator | None = None,
     ) -> None:
         super().__init__()
-        if not lr > 0:  # AdamW's own check would surface as a traceback once training starts
-            raise ConfigError(f"model.lr must be > 0, got {lr}")
+        if not lr >= 0:  # AdamW's own check would surface as a traceback once training starts
+            raise ConfigError(f"model.lr must be >= 0, got {lr}")
         if not 0.0 <= warmup_ratio < 1.0:
             raise ConfigError(f"model.warmup_ratio must lie in [0, 1), got {warmup_ratio}")
         self.save_hyperparameters(ignore=["evaluator", "loss"])
