@@ -13,3 +13,8 @@ class DataFormatError(DebiaslitError):
 
 class ConfigError(DebiaslitError):
     """An option value is out of range or names something that does not exist."""
+
+
+class CheckpointError(ConfigError, DataFormatError):
+    """A checkpoint named by an option is missing, truncated or unsafe to unpickle: both a bad option
+    value and a bad file, so callers may catch either."""

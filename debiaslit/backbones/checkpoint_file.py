@@ -10,28 +10,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from debiaslit.errors import ConfigError
+from debiaslit.errors import CheckpointError, ConfigError
 
 
 def read_checkpoint(path: str | Path, option: str) -> dict[str, Any]:
     """The checkpoint dict at ``path``; ``option`` (e.g. ``--ckpt_path``) names where it was given."""
     resolved = Path(path).resolve()
     if not resolved.is_file():
-        raise ConfigError(f"{option}: checkpoint file '{path}' ({resolved}) does not exist")
+        raise CheckpointError(f"{option}: checkpoint file '{path}' ({resolved}) does not exist")
     try:  # tensors and plain containers only: a checkpoint must not run code when loaded
         checkpoint = torch.load(resolved, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ConfigError(
+        raise CheckpointError(
             f"{option}: '{resolved}' holds objects other than tensors and plain containers, refused "
-            f"(loading it would run arbitrary code): {_culprit(err)}"
+            f"(loading it would need arbitrary unpickling, which can run code): {_culprit(err)}"
         ) from err
     except (RuntimeError, EOFError) as err:  # torch's zip reader on a file cut short
         reason = str(err).splitlines()[0].split(". ")[0] if str(err) else type(err).__name__
-        raise ConfigError(
+        raise CheckpointError(
             f"{option}: '{resolved}' is not a complete checkpoint (truncated or corrupt: {reason})"
         ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"{option}: '{resolved}' is not a Lightning checkpoint (no state_dict)")
+        raise CheckpointError(f"{option}: '{resolved}' is not a Lightning checkpoint (no state_dict)")
     return checkpoint
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import pickle
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import torch
 
+from debiaslit.backbones.checkpoint_file import backbone_weights, read_checkpoint
 from debiaslit.bias.features import hans_features
 from debiaslit.bias.logistic import LogisticRegression
 from debiaslit.data.schema import NLI_LABELS, NLIExample
-from debiaslit.errors import ConfigError, DataFormatError
+from debiaslit.errors import ConfigError
 from debiaslit.metrics.predictions import ENTAILMENT
 
 
@@ -138,29 +137,13 @@ class CheckpointModel(BackboneBiasModel):
     def load(self) -> None:
         from debiaslit.backbones import load_backbone
 
-        if not Path(self.path).is_file():
-            raise ConfigError(f"checkpoint '{self.path}' (bias/teacher model) does not exist")
-        try:
-            ckpt = torch.load(self.path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            reason = str(err).strip().splitlines()[-1]
-            raise DataFormatError(
-                f"checkpoint '{self.path}' holds objects other than tensors, containers and primitives, so "
-                f"loading it would need arbitrary unpickling; refused ({reason}). Re-save it with only "
-                "`state_dict` and `hyper_parameters`, or use predictions saved as a probabilities file"
-            ) from err
-        except (RuntimeError, EOFError) as err:
-            raise DataFormatError(f"checkpoint '{self.path}' is not a readable torch file ({err})") from err
-        hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+        ckpt = read_checkpoint(self.path, "CheckpointBias.path (bias / teacher model)")
+        hparams = ckpt.get("hyper_parameters")
         backbone = hparams.get("backbone") if isinstance(hparams, dict) else None
-        if not backbone or not isinstance(ckpt.get("state_dict"), dict):
+        if not backbone:
             raise ConfigError(
-                f"checkpoint '{self.path}' has no `backbone` hyper-parameter or no state_dict: "
-                "not a debiaslit run"
+                f"checkpoint '{self.path}' has no `backbone` hyper-parameter: not a debiaslit run"
             )
         self.model, self.tokenizer = load_backbone(backbone, num_labels=len(NLI_LABELS))
-        weights = {
-            k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
-        }
-        self.model.load_state_dict(weights)
+        self.model.load_state_dict(backbone_weights(ckpt, self.model, f"checkpoint '{self.path}'"))
         self.model.to(self.device).eval()

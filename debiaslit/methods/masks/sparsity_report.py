@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from debiaslit.methods.masks.masked_weights import MaskTarget
-from debiaslit.utils.files import atomic_path
+from debiaslit.utils.files import atomic_path, save_png
 
 
 def sparsity_grid(
@@ -47,7 +47,6 @@ def sparsity_figure(targets: Sequence[MaskTarget], sparsity: dict[str, float]) -
 def write_sparsity_outputs(targets: Sequence[MaskTarget], sparsity: dict[str, float], stem: Path) -> str:
     """``<stem>.csv`` (layer rows × component columns), ``.md`` (+ heads, global) and ``.png``
     (the heatmap), each written atomically; returns the markdown table."""
-    import matplotlib.pyplot as plt
 
     comps, layers, grid = sparsity_grid(targets, sparsity)
     with atomic_path(stem.with_suffix(".csv")) as tmp, tmp.open("w", newline="") as f:
@@ -64,8 +63,5 @@ def write_sparsity_outputs(targets: Sequence[MaskTarget], sparsity: dict[str, fl
     table = "\n".join(lines) + "\n"
     with atomic_path(stem.with_suffix(".md")) as tmp:
         tmp.write_text(table)
-    fig = sparsity_figure(targets, sparsity)
-    with atomic_path(stem.with_suffix(".png")) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_png(sparsity_figure(targets, sparsity), stem.with_suffix(".png"))
     return table
