@@ -8,6 +8,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
+from debiaslit.utils.run_dir import logger_folder
+
 #: Files Lightning writes into a run folder before the first step (logger events, configs).
 BOOKKEEPING = ("events.out.tfevents.*", "config.yaml", "hparams.yaml", "metrics.csv")
 
@@ -27,9 +29,8 @@ class RemoveFailedRun(Callback):
     ) -> None:
         if not trainer.is_global_zero or trainer.global_step > 0 or trainer.fast_dev_run:
             return
-        # the logger's own property, not trainer.log_dir: other ranks may not reach this hook to broadcast
-        log_dir = getattr(trainer.logger, "log_dir", None)
-        folder = Path(log_dir) if isinstance(log_dir, str) else None
+        # this rank's view, not run_dir: other ranks may not reach this hook to broadcast
+        folder = logger_folder(trainer)
         if folder is not None and folder.is_dir() and _only_bookkeeping(folder):
             shutil.rmtree(folder)
             for parent in (folder.parent, folder.parent.parent):  # logs/<name>, logs: when now empty

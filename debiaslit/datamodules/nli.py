@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +20,7 @@ from debiaslit.data.samplers import eval_sampler, train_sampler
 from debiaslit.data.schema import NLIExample
 from debiaslit.data.sources import NLISource
 from debiaslit.errors import ConfigError
+from debiaslit.utils.run_dir import logger_folder
 
 
 class NLIDataModule(pl.LightningDataModule):
@@ -116,12 +116,11 @@ class NLIDataModule(pl.LightningDataModule):
     def _cache_path(self, role: str, spec: BiasModelSpec, data_key: str) -> Path | None:
         if spec.cache != "auto":
             return Path(spec.cache) if spec.cache else None
-        root = getattr(getattr(self.trainer, "logger", None), "root_dir", None)
-        # fast_dev_run's DummyLogger answers every attribute with a no-op function: only a path counts
-        if not isinstance(root, (str, os.PathLike)) or getattr(self.trainer, "fast_dev_run", False):
+        root = logger_folder(self.trainer, "root_dir") if self.trainer is not None else None
+        if root is None:
             return None
         return (
-            Path(root)
+            root
             / "bias_cache"
             / f"{role}-{type(spec).__name__}-{spec.fingerprint(self.hparams.tokenizer)}-{data_key}.json"
         )
