@@ -23,7 +23,7 @@ import torch
 
 from debiaslit.data.schema import NLI_LABELS, NLIExample
 from debiaslit.errors import DataFormatError
-from debiaslit.utils.files import atomic_path
+from debiaslit.utils.files import write_text_atomic
 
 FORMAT = "debiaslit.probs/1"
 
@@ -60,8 +60,7 @@ def write_probs_file(
         },
         "meta": meta or {},
     }
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload))
+    write_text_atomic(path, json.dumps(payload))
 
 
 def read_probs_file(path: str | Path) -> tuple[dict[str, SplitProbs], dict[str, Any]]:

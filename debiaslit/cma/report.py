@@ -11,7 +11,7 @@ import torch
 
 from debiaslit.cma.neurons import write_neurons
 from debiaslit.cma.selection import top_percent_mean
-from debiaslit.utils.files import atomic_path
+from debiaslit.utils.files import atomic_path, write_text_atomic
 
 
 def split_key(key: str) -> tuple[str, int]:
@@ -66,8 +66,7 @@ def write_report(
         ("top_units.md", "\n".join(lines)),
         ("summary.json", json.dumps(summary, indent=2, default=str)),
     ):
-        with atomic_path(out_dir / name) as tmp:
-            tmp.write_text(text + "\n")
+        write_text_atomic(out_dir / name, text + "\n")
 
 
 def heatmap_figure(curve: dict[str, float], title: str) -> Any:

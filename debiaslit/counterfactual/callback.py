@@ -14,7 +14,7 @@ from debiaslit.counterfactual.inference import METHODS, OBJECTIVES
 from debiaslit.counterfactual.saved import SavedSet, counterfactual_evaluate, save_predictions
 from debiaslit.errors import ConfigError
 from debiaslit.metrics.results_table import results_markdown, write_results
-from debiaslit.utils.files import atomic_path
+from debiaslit.utils.files import write_text_atomic
 from debiaslit.utils.run_dir import run_dir
 
 
@@ -128,6 +128,5 @@ class CounterfactualInference(pl.Callback):
             save_predictions(
                 log_dir / "counterfactual" / "predictions.json", list(sets.values()), {"fitted": fitted}
             )
-            with atomic_path(log_dir / "counterfactual" / "fitted.json") as tmp:
-                tmp.write_text(json.dumps(fitted, indent=2))
+            write_text_atomic(log_dir / "counterfactual" / "fitted.json", json.dumps(fitted, indent=2))
         self.fitted = fitted

@@ -16,7 +16,7 @@ from debiaslit.errors import ConfigError, DataFormatError
 from debiaslit.metrics import GroupAccuracy
 from debiaslit.metrics.predictions import predict_classes
 from debiaslit.metrics.results_table import EvalResult
-from debiaslit.utils.files import atomic_path
+from debiaslit.utils.files import write_text_atomic
 
 FORMAT = "debiaslit.counterfactual/1"
 
@@ -73,8 +73,7 @@ def save_predictions(path: str | Path, sets: list[SavedSet], meta: dict[str, Any
         row["p_m"], row["p_b"] = s.p_m.tolist(), s.p_b.tolist()
         rows.append(row)
     payload = {"format": FORMAT, "label_order": list(NLI_LABELS), "sets": rows, "meta": meta or {}}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload))
+    write_text_atomic(path, json.dumps(payload))
 
 
 def load_predictions(path: str | Path) -> dict[str, SavedSet]:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from debiaslit.data.schema import HANS_HEURISTICS, HANS_LABELS
-from debiaslit.utils.files import atomic_path, save_png
+from debiaslit.utils.files import save_png, write_text_atomic
 
 
 @dataclass
@@ -108,11 +108,6 @@ def results_rows(results: list[EvalResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def write_results(results: list[EvalResult], out_dir: Path, stage: str, epoch: int) -> str:
     """Write ``<stage>_epoch<E>.csv``, ``.md`` and a ``_<set>_hans.png`` per HANS-style set under
     ``out_dir``; returns the markdown."""
@@ -122,9 +117,9 @@ def write_results(results: list[EvalResult], out_dir: Path, stage: str, epoch: i
     writer.writeheader()
     writer.writerows(results_rows(results))
     stem = f"{stage}_epoch{epoch:02d}"
-    _atomic_write(out_dir / f"{stem}.csv", buffer.getvalue())
+    write_text_atomic(out_dir / f"{stem}.csv", buffer.getvalue())
     table = results_markdown(results)
-    _atomic_write(out_dir / f"{stem}.md", table + "\n")
+    write_text_atomic(out_dir / f"{stem}.md", table + "\n")
     for r in results:
         if r.is_hans and r.n:
             save_png(

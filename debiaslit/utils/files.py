@@ -32,6 +32,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def save_png(figure: Any, path: str | Path) -> None:
     """Save a matplotlib figure as PNG atomically and close it (figures hold memory until closed)."""
     import matplotlib.pyplot as plt

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from debiaslit.methods.masks.masked_weights import MaskTarget
-from debiaslit.utils.files import atomic_path, save_png
+from debiaslit.utils.files import atomic_path, save_png, write_text_atomic
 
 
 def sparsity_grid(
@@ -61,7 +61,6 @@ def write_sparsity_outputs(targets: Sequence[MaskTarget], sparsity: dict[str, fl
     heads = {k: v for k, v in sparsity.items() if k.startswith("head/")}
     lines += ["", *(f"- {k}: {v:.4f}" for k, v in heads.items()), f"- global: {sparsity['global']:.4f}"]
     table = "\n".join(lines) + "\n"
-    with atomic_path(stem.with_suffix(".md")) as tmp:
-        tmp.write_text(table)
+    write_text_atomic(stem.with_suffix(".md"), table)
     save_png(sparsity_figure(targets, sparsity), stem.with_suffix(".png"))
     return table
