@@ -31,6 +31,7 @@ LABHC_PROFESSIONS: tuple[str, ...] = (
     "software_engineer", "surgeon", "teacher", "yoga_teacher",
 )  # fmt: skip
 TEXT_FIELDS = ("text", "hard_text")
+SPLIT_KINDS = ("ambiguous", "balanced", "all")
 _MAX_REPORTED = 20
 
 
@@ -244,12 +245,13 @@ def select_cells(
     """The bios of the professions in ``ambiguous`` (profession -> the gender it is paired with), as
 
     * ``ambiguous``: only the paired cells (profession determines gender), all of their bios;
-    * ``balanced``: every profession × gender cell cut to the smallest cell's size (a seeded sample).
+    * ``balanced``: every profession × gender cell cut to the smallest cell's size (a seeded sample);
+    * ``all``: every bio of those professions (e.g. to train an SAE on).
 
     Order is kept. A cell that is empty is an error naming it.
     """
-    if kind not in ("ambiguous", "balanced"):
-        raise ConfigError(f"split kind must be 'ambiguous' or 'balanced', got {kind!r}")
+    if kind not in SPLIT_KINDS:
+        raise ConfigError(f"split kind must be one of {SPLIT_KINDS}, got {kind!r}")
     cells = (
         [(p, g) for p, g in ambiguous.items()]
         if kind == "ambiguous"
@@ -267,6 +269,6 @@ def select_cells(
     rng = random.Random(seed)
     keep: set[int] = set()
     for cell in cells:
-        chosen = by_cell[cell] if kind == "ambiguous" else rng.sample(by_cell[cell], size)
+        chosen = rng.sample(by_cell[cell], size) if kind == "balanced" else by_cell[cell]
         keep.update(chosen)
     return [bio for i, bio in enumerate(bios) if i in keep]

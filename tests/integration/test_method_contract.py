@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import debiaslit.methods
-from debiaslit.methods import ERM, BackboneModule, ClassifierModule, LMAnalysis, MaskMethod
+from debiaslit.methods import ERM, BackboneModule, ClassifierModule, LMAnalysis, MaskMethod, SAETrainer
 from debiaslit.methods.masks import load_masks
 from tests.conftest import REPO_ROOT, debiaslit_command, run_debiaslit, run_together, shared_path
 from tests.integration.final_state import FILE as FINAL_STATE
@@ -79,6 +79,8 @@ EXEMPT = {
     ClassifierModule: "base class of the classifier methods, not a method",
     LMAnalysis: "analysis only (nothing to train or predict): validate is checked by "
     "test_lm_analysis_validates_on_tiny_gpt2",
+    SAETrainer: "trains SAEs, not a classifier (no results table, nothing to predict): its logged fidelity, "
+    "checkpoint round trip and DDP equivalence are checked in tests/integration/test_sae_trainer.py",
 }
 
 

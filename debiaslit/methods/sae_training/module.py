@@ -50,6 +50,10 @@ TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 SAES_FOLDER = "saes"
 
 
+class _AllRead(Exception):
+    """Raised by the last residual hook to end a forward whose remaining blocks are not needed."""
+
+
 def site_name(layer: int | str) -> str:
     """``resid_<layer>`` or ``embed``: the key of a site's SAE, metrics and output folder."""
     return EMBED if layer in (-1, EMBED) else f"resid_{layer}"
@@ -139,15 +143,24 @@ class SAETrainer(pl.LightningModule):
 
     @torch.no_grad()
     def residuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Residual rows of every real token at each site: ``{site: [tokens, hidden]}``."""
+        """Residual rows of every real token at each site: ``{site: [tokens, hidden]}``. The forward
+        stops once the deepest site is read (the blocks above it do not run)."""
         captured: dict[str, torch.Tensor] = {}
         mask = batch["attention_mask"].bool()
 
         def keep(name: str):
-            return lambda x: captured.__setitem__(name, x[mask].float())
+            def read(x: torch.Tensor) -> None:
+                captured[name] = x[mask].float()
+                if len(captured) == len(self.layers):
+                    raise _AllRead
 
-        with splice(self.model, {layer: keep(site_name(layer)) for layer in self.layers}):
-            self.model(**self._inputs(batch))
+            return read
+
+        try:
+            with splice(self.model, {layer: keep(site_name(layer)) for layer in self.layers}):
+                self.model(**self._inputs(batch))
+        except _AllRead:
+            pass
         return captured
 
     def _global_count(self, n: int) -> torch.Tensor:
