@@ -126,7 +126,6 @@ class SAETrainer(pl.LightningModule):
         for name, sae in self.saes.items():
             self.register_buffer(f"fired_{name}", torch.zeros(sae.d_sae, dtype=torch.long))
         self.register_buffer("b_dec_initialised", torch.tensor(False))
-        self.strict_loading = False  # checkpoints hold the SAEs only: the backbone is frozen and reloaded
         self._last_rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._val: dict[str, Any] = {}
         self.fidelity: dict[str, dict[str, float]] = {}
@@ -342,7 +341,14 @@ class SAETrainer(pl.LightningModule):
         for key in [k for k in state if k.startswith("model.")]:
             del state[key]
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The backbone's weights come from ``backbone`` itself, so loading stays strict for the SAEs."""
+        checkpoint["state_dict"].update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+
     def on_train_end(self) -> None:
+        """Rank 0 writes the SAEs (nothing under ``fast_dev_run``, as every run output)."""
+        if self.trainer.fast_dev_run:
+            return
         folder = Path(self.hparams.save_dir) if self.hparams.save_dir else run_dir(self.trainer)
         if folder is None or not self.trainer.is_global_zero:
             return
