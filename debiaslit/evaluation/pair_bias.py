@@ -162,7 +162,7 @@ class PairBiasEvaluator(Evaluator):
         first = self.first.get(ds.name, {}).get("gap")
         figures = pair_figures(
             gap, meta["occupation_idx"], meta["bls_pct_female"], meta["bergsma_pct_female"],
-            meta["male_advantaged"], meta["pair_type"], None if first is None else first[index],
+            meta["male_advantaged"], meta["pair_type"], gap if first is None else first[index],
         )  # fmt: skip
         return figures, {"gap": sums["gap"].clone(), "seen": seen.clone()}
 
