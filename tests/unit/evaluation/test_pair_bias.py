@@ -176,3 +176,30 @@ def test_bad_evaluator_configs(tmp_path: Path) -> None:
         pl.Trainer(logger=False, enable_progress_bar=False).validate(module, datamodule=data)
     with pytest.raises(ConfigError, match="train_on"):
         GenderBiasData(train_on=["winogender"])
+
+
+def test_before_figures_travel_with_the_state_dict() -> None:
+    """A resumed run compares against the same "before" (kept as the evaluator's extra state)."""
+    evaluator = PairBiasEvaluator()
+    evaluator.first = {"winogender": {"gap": torch.tensor([0.5, -1.0]), "figures": {"r_bls": -0.3}}}
+    restored = PairBiasEvaluator()
+    restored.load_state_dict(evaluator.state_dict())
+    assert restored.first["winogender"]["figures"] == {"r_bls": -0.3}
+    assert torch.equal(restored.first["winogender"]["gap"], torch.tensor([0.5, -1.0]))
+
+
+def test_training_pairs_from_both_sources(tmp_path: Path) -> None:
+    from tests.unit.datamodules.test_winogender_datamodule import _write_winobias
+
+    pro = ["1 [The developer] met the nurse as [he] was late.", "2 [The nurse] met him so [she] could go."]
+    anti = ["1 [The developer] met the nurse as [she] was late.", "2 [The nurse] met him so [he] could go."]
+    data = GenderBiasData(
+        tokenizer="tiny-gpt2", winogender_dir=str(write_winogender(tmp_path / "wg")),
+        winobias_dir=_write_winobias(tmp_path, pro, anti), winobias_split="test", val_fraction=0.5,
+        train_on=["winogender", "winobias"], batch_size=64,
+    )  # fmt: skip
+    data.setup("fit")
+    assert list(data.eval_datasets) == ["winogender", "winobias"]
+    batch = next(iter(data.train_dataloader()))
+    assert sorted(batch["pair_type"].tolist()) == [0, 0, 1, 2]  # 2 of 4 occupations, 1 of 2 in WinoBias
+    assert {"word_start_male", "word_end_female", "male_advantaged", "pct_female"} <= set(batch)
