@@ -9,9 +9,9 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from debiaslit.data.crows_pairs import BIAS_TYPES, read_crows_pairs
 from debiaslit.data.neutral_text import premise_sentences
-from debiaslit.data.samplers import eval_sampler, train_sampler
 from debiaslit.datamodules.gendered_pairs import PairDataModule
 from debiaslit.datamodules.lm_eval_sets import EncodedCrowS, EncodedText, ScoreMaskCollator
+from debiaslit.datamodules.loaders import shard_loader
 from debiaslit.datamodules.winobias import WinoBiasDataModule
 from debiaslit.datamodules.winogender import WinogenderDataModule
 from debiaslit.errors import ConfigError
@@ -128,20 +128,11 @@ class GenderBiasData(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             raise ConfigError("GenderBiasData: data.train_on is empty, so there is nothing to train on")
-        sampler = train_sampler(self.train_set, self.trainer, self.hparams.seed)
-        return DataLoader(
-            self.train_set, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self._collate
-        )
+        hp = self.hparams
+        return shard_loader(self.train_set, self.trainer, hp.batch_size, self._collate, hp.seed)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [
-            DataLoader(
-                ds,
-                batch_size=self.hparams.eval_batch_size,
-                sampler=eval_sampler(ds, self.trainer),
-                collate_fn=self._collate,
-            )  # fmt: skip
-            for ds in self.eval_datasets.values()
-        ]
+        size = self.hparams.eval_batch_size
+        return [shard_loader(ds, self.trainer, size, self._collate) for ds in self.eval_datasets.values()]
 
     test_dataloader = val_dataloader

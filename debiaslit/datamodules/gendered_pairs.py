@@ -29,8 +29,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from debiaslit.data.collate import PadCollator
-from debiaslit.data.samplers import eval_sampler, train_sampler
 from debiaslit.data.winogender import split_by_occupation
+from debiaslit.datamodules.loaders import shard_loader
 from debiaslit.errors import ConfigError, DataFormatError
 
 PAIR_GENDERS = ("male", "female")
@@ -235,15 +235,10 @@ class PairDataModule(pl.LightningDataModule):
         return {self.name: self.val_set}
 
     def train_dataloader(self) -> DataLoader:
-        sampler = train_sampler(self.train_set, self.trainer, self.hparams.seed)
-        return DataLoader(
-            self.train_set, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self._collate
-        )
+        hp = self.hparams
+        return shard_loader(self.train_set, self.trainer, hp.batch_size, self._collate, hp.seed)
 
     def val_dataloader(self) -> DataLoader:
-        sampler = eval_sampler(self.val_set, self.trainer)
-        return DataLoader(
-            self.val_set, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=self._collate
-        )
+        return shard_loader(self.val_set, self.trainer, self.hparams.eval_batch_size, self._collate)
 
     test_dataloader = val_dataloader

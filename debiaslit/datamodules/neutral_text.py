@@ -7,8 +7,8 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
 from debiaslit.data.neutral_text import premise_sentences
-from debiaslit.data.samplers import eval_sampler, train_sampler
 from debiaslit.datamodules.lm_eval_sets import EncodedText, ScoreMaskCollator
+from debiaslit.datamodules.loaders import shard_loader
 
 
 class NeutralText(pl.LightningDataModule):
@@ -52,13 +52,8 @@ class NeutralText(pl.LightningDataModule):
         self.val_set = EncodedText("heldout", heldout, tokenizer, hp.max_length, hp.mlm_probability, hp.seed)
 
     def train_dataloader(self) -> DataLoader:
-        sampler = train_sampler(self.train_set, self.trainer, self.hparams.seed)
-        return DataLoader(
-            self.train_set, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self._collate
-        )
+        hp = self.hparams
+        return shard_loader(self.train_set, self.trainer, hp.batch_size, self._collate, hp.seed)
 
     def val_dataloader(self) -> DataLoader:
-        sampler = eval_sampler(self.val_set, self.trainer)
-        return DataLoader(
-            self.val_set, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=self._collate
-        )
+        return shard_loader(self.val_set, self.trainer, self.hparams.eval_batch_size, self._collate)

@@ -79,6 +79,8 @@ EXEMPT = {
     ClassifierModule: "base class of the classifier methods, not a method",
     LMAnalysis: "analysis only (nothing to train or predict): validate is checked by "
     "test_lm_analysis_validates_on_tiny_gpt2",
+    debiaslit.methods.MLMHeadFit: "fits the offline MLM head (no evaluator of its own): checked by "
+    "tests/unit/methods/test_mlm_head.py",
 }
 
 
