@@ -54,10 +54,16 @@ class Hand:
             text.format(occupation, "she"), "she"
         )
 
+    @torch.no_grad()
+    def causal_sentence(self, ids: list[int]) -> float:
+        """Σ_t log p(x_t | x_<t) from one unpadded forward of the sentence alone."""
+        logp = self.model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+        return sum(float(logp[t - 1, ids[t]]) for t in range(1, len(ids)))
+
     def sentence(self, text: str, differing: str) -> float:
         ids = self.ids(text)
         if self.causal:
-            return naive_causal(self.model, ids, range(1, len(ids)))
+            return self.causal_sentence(ids)
         skip = {0, len(ids) - 1, self.position(ids, differing)}  # [CLS], [SEP], the modified word
         mask = self.tok.mask_token_id
         return sum(
@@ -72,7 +78,7 @@ class Hand:
         for item in items:
             ids = item["input_ids"]
             if self.causal:
-                nll -= naive_causal(self.model, ids, range(1, len(ids)))
+                nll -= self.causal_sentence(ids)
                 count += len(ids) - 1
                 continue
             scored = [t for t, m in enumerate(item["mlm_mask"]) if m]
