@@ -4,6 +4,15 @@ from debiaslit.methods.base import BackboneModule, ClassifierModule
 from debiaslit.methods.erm import ERM
 from debiaslit.methods.lm_analysis import LMAnalysis
 from debiaslit.methods.masks import MaskMethod
+from debiaslit.methods.mlm_head import MLMHeadFit
 from debiaslit.methods.sae_training import SAETrainer
 
-__all__ = ["BackboneModule", "ClassifierModule", "ERM", "LMAnalysis", "MaskMethod", "SAETrainer"]
+__all__ = [
+    "BackboneModule",
+    "ClassifierModule",
+    "ERM",
+    "LMAnalysis",
+    "MLMHeadFit",
+    "MaskMethod",
+    "SAETrainer",
+]

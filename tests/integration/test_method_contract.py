@@ -81,6 +81,8 @@ EXEMPT = {
     "test_lm_analysis_validates_on_tiny_gpt2",
     SAETrainer: "trains SAEs, not a classifier (no results table, nothing to predict): its logged fidelity, "
     "checkpoint round trip and DDP equivalence are checked in tests/integration/test_sae_trainer.py",
+    debiaslit.methods.MLMHeadFit: "fits the offline MLM head (no evaluator of its own): checked by "
+    "tests/unit/methods/test_mlm_head.py",
 }
 
 
