@@ -54,7 +54,9 @@ def pair_items(backbone: str, n: int = 8) -> list[dict]:
 
 def pair_loader(backbone: str, n: int = 8, batch_size: int = 4) -> DataLoader:
     tokenizer = load_tokenizer(backbone)
-    return DataLoader(pair_items(backbone, n), batch_size=batch_size, collate_fn=PadCollator(tokenizer.pad_token_id))
+    return DataLoader(
+        pair_items(backbone, n), batch_size=batch_size, collate_fn=PadCollator(tokenizer.pad_token_id)
+    )
 
 
 def first_batch(backbone: str, batch_size: int = 4) -> dict[str, torch.Tensor]:

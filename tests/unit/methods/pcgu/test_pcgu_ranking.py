@@ -1,14 +1,7 @@
-"""PCGU partitions and ranking against a brute-force per-partition computation on tiny models.
-
-The brute force reads each component's gradient through the component map's own orientation
-(``WeightSite.get_weight_and_bias`` on a copy of the model whose weights are the gradients), loops
-over every partition in Python (cosine in float64) and sorts: the vectorised ranking must pick
-the same partitions.
-"""
+"""PCGU partitions and ranking against a brute-force per-partition computation (``brute.py``) on tiny
+models: the vectorised ranking must pick the same partitions."""
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 import torch
@@ -19,8 +12,8 @@ from debiaslit.cma.neurons import AllUnits
 from debiaslit.errors import ConfigError
 from debiaslit.methods.pcgu.partitions import build_partitions, count_partitions
 from debiaslit.methods.pcgu.ranking import masked_update, partition_scores, select_partitions
-
-TASKS = {"tiny-bert": "masked-lm", "tiny-gpt2": "causal-lm"}
+from tests.unit.methods.pcgu.brute import brute_force_cosines, selected_keys
+from tests.unit.methods.pcgu.pairs import TASKS
 
 
 def _two_gradients(model: torch.nn.Module, task: str) -> tuple[dict, dict]:
@@ -37,55 +30,6 @@ def _two_gradients(model: torch.nn.Module, task: str) -> tuple[dict, dict]:
     return grads[0], grads[1]
 
 
-def _as_model(model: torch.nn.Module, grads: dict) -> torch.nn.Module:
-    clone = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, param in clone.named_parameters():
-            param.copy_(grads[name])
-    return clone
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach().flatten().double(), b.detach().flatten().double()
-    return float(a @ b / (a.norm() * b.norm()))
-
-
-def _brute_force(model, units, aggregation, grads_a, grads_b, norms):
-    """[(cosine, (group name, index))] for every partition with non-zero gradients, by Python loops."""
-    cmap = ComponentMap.for_model(model)
-    ga, gb = _as_model(model, grads_a), _as_model(model, grads_b)
-    out = []
-    for (component, layer), chosen in units.items():
-        site = cmap.weight_site(component, layer)
-        (wa, ba), (wb, bb) = site.get_weight_and_bias(ga), site.get_weight_and_bias(gb)  # [n_out, n_in]
-        name = f"{component}/layer_{layer}"
-        rows = list(range(wa.shape[0])) if chosen is None else chosen.tolist()
-        if aggregation == "rows":  # partitions keyed by their position in ascending unit order
-            parts = [(wa[i], wb[i], pos) for pos, i in enumerate(rows)]
-        else:
-            parts = [(wa[rows, j], wb[rows, j], j) for j in range(wa.shape[1])]
-        parts.append((ba[rows], bb[rows], (f"{name}/bias", 0)))
-        for a, b, idx in parts:
-            key = idx if isinstance(idx, tuple) else (name, idx)
-            if a.abs().sum() > 0 and b.abs().sum() > 0:
-                out.append((_cosine(a, b), key))
-    if norms:
-        for path in cmap.norm_paths:
-            for pname in ("weight", "bias"):
-                a, b = grads_a[f"{path}.{pname}"], grads_b[f"{path}.{pname}"]
-                if a.abs().sum() > 0 and b.abs().sum() > 0:
-                    out.append((_cosine(a, b), (f"{path}.{pname}", 0)))
-    return out
-
-
-def _selected_keys(groups, selection) -> set:
-    return {
-        (group.name, i)
-        for group, chosen in zip(groups, selection.per_group, strict=True)
-        for i in chosen.nonzero().flatten().tolist()
-    }
-
-
 @pytest.mark.parametrize("backbone", list(TASKS))
 @pytest.mark.parametrize("aggregation", ["rows", "columns"])
 def test_selected_partitions_equal_a_brute_force_ranking(backbone: str, aggregation: str) -> None:
@@ -95,11 +39,11 @@ def test_selected_partitions_equal_a_brute_force_ranking(backbone: str, aggregat
     units[("O", 1)] = torch.tensor([0, 2, 5, 6])  # a CMA-style subset of one layer's units
     grads_a, grads_b = _two_gradients(model, TASKS[backbone])
     groups = build_partitions(model, units, aggregation, include_norms=True)
-    brute = _brute_force(model, units, aggregation, grads_a, grads_b, norms=True)
+    brute = brute_force_cosines(model, units, aggregation, grads_a, grads_b)
     k = len(brute) // 3
     selection = select_partitions(groups, grads_a, grads_b, top_k=k)
     expected = {key for _, key in sorted(brute)[:k]}
-    assert _selected_keys(groups, selection) == expected
+    assert selected_keys(groups, selection) == expected
     assert selection.n_selected == k
     # the scores themselves, sorted, equal the brute-force cosines
     scores, _ = partition_scores(groups, grads_a, grads_b)
