@@ -150,3 +150,36 @@ def read_swap_pairs(path: str | Path) -> list[tuple[str, str]]:
             f"{path}: {len(bad)} line(s) are not two tab-separated words: lines {bad[:_MAX_REPORTED]}"
         )
     return pairs
+
+
+MALE_PRONOUNS = frozenset({"he", "his", "him", "himself"})
+FEMALE_PRONOUNS = frozenset({"she", "her", "hers", "herself"})
+_ARTICLES = ("the ", "a ", "an ")
+
+
+def referent_occupation(example: WinoBiasExample) -> str:
+    """The bracketed occupation without its article, lower case (``[The developer]`` -> ``developer``)."""
+    text = " ".join(example.occupation.text.lower().split())  # one upstream mention has two spaces
+    for article in _ARTICLES:
+        if text.startswith(article):
+            return text[len(article) :]
+    return text
+
+
+def read_winobias_pairs(
+    directory: str | Path, split: str = "dev"
+) -> list[tuple[WinoBiasExample, WinoBiasExample]]:
+    """(pro, anti) sentences of one split paired by type and sentence number (the upstream files agree
+    on the numbering, not always on the line order); a number present in only one file is named."""
+    examples = read_winobias(directory, split)
+    anti = {(e.type, e.uid.rpartition(":")[2]): e for e in examples if e.stereotype == "anti"}
+    pro = {(e.type, e.uid.rpartition(":")[2]): e for e in examples if e.stereotype == "pro"}
+    unmatched = sorted(
+        f"type{t} sentence {n} ({'pro' if (t, n) in pro else 'anti'} only)" for t, n in set(pro) ^ set(anti)
+    )
+    if unmatched:
+        raise DataFormatError(
+            f"{directory}: {len(unmatched)} WinoBias {split} sentence(s) without a pro/anti counterpart: "
+            f"{unmatched[:_MAX_REPORTED]}"
+        )
+    return [(pro[key], anti[key]) for key in sorted(pro, key=lambda k: (k[0], int(k[1])))]

@@ -104,7 +104,9 @@ def _raise_problems(path: Path, problems: list[str]) -> None:
         raise DataFormatError(f"{path}: {len(problems)} problem(s):\n  {shown}")
 
 
-def _read_stats(path: Path) -> dict[str, tuple[float, float]]:
+def read_occupation_stats(path: str | Path) -> dict[str, tuple[float, float]]:
+    """occupation -> (Bergsma % female, BLS % female) from an ``occupations-stats.tsv``."""
+    path = Path(path)
     stats: dict[str, tuple[float, float]] = {}
     problems = []
     for line, (occupation, bergsma, bls, _year) in _read_tsv(
@@ -140,7 +142,7 @@ def _read_templates(path: Path) -> dict[tuple[str, int], tuple[str, str]]:
 def read_winogender(directory: str | Path) -> WinogenderData:
     """Read ``all_sentences.tsv`` joined with its template and occupation statistics, plus minimal pairs."""
     directory = Path(directory)
-    stats = _read_stats(directory / STATS_FILE)
+    stats = read_occupation_stats(directory / STATS_FILE)
     templates = _read_templates(directory / TEMPLATES_FILE)
     path = directory / SENTENCES_FILE
     examples, problems = [], []
