@@ -16,8 +16,8 @@ from torch import nn
 
 from debiaslit.errors import ConfigError
 
-GuardMode = Literal["off", "stop", "swap"]
-GUARD_MODES = ("off", "stop", "swap")
+GuardMode = Literal["none", "stop", "swap"]
+GUARD_MODES = ("none", "stop", "swap")
 PAIR_TYPES = 3
 
 
@@ -25,11 +25,11 @@ class OverCorrectionGuard(nn.Module):
     """Running bias gap per pair type and what to do with types whose bias has flipped sign.
 
     Args:
-        mode: ``off`` (track and log only), ``stop`` or ``swap``.
+        mode: ``none`` (track and log only), ``stop`` or ``swap``.
         momentum: Weight of the old running gap in each update (0: the current batch alone).
     """
 
-    def __init__(self, mode: GuardMode = "off", momentum: float = 0.9) -> None:
+    def __init__(self, mode: GuardMode = "none", momentum: float = 0.9) -> None:
         super().__init__()
         if mode not in GUARD_MODES:
             raise ConfigError(f"model.init_args.guard must be one of {GUARD_MODES}, got {mode!r}")

@@ -86,7 +86,7 @@ class PCGUMethod(BackboneModule):
             extra no-grad forward pass per side to know which is ahead).
         zero_grad: ``exclude`` partitions where either gradient is zero (never selected) or
             ``reference`` (cosine 0, as the public code).
-        guard: Over-correction guard per pair type: ``off``, ``stop`` or ``swap`` (see ``guard.py``).
+        guard: Over-correction guard per pair type: ``none``, ``stop`` or ``swap`` (see ``guard.py``).
         guard_momentum: Running-gap momentum of the guard.
         optimizer: A ``torch.optim`` class name; ``optimizer_args`` its keyword arguments besides lr.
     """
@@ -107,7 +107,7 @@ class PCGUMethod(BackboneModule):
         objective: Literal["log_prob", "logit"] = "log_prob",
         direction: Direction = "advantaged",
         zero_grad: ZeroGrad = "exclude",
-        guard: GuardMode = "off",
+        guard: GuardMode = "none",
         guard_momentum: float = 0.9,
         optimizer: str = "SGD",
         optimizer_args: dict[str, Any] | None = None,
@@ -155,10 +155,10 @@ class PCGUMethod(BackboneModule):
             raise ConfigError(
                 f"{OPTION}.top_k must be a positive integer or null (every partition), got {top_k!r}"
             )
-        if direction == "dynamic" and guard != "off":
+        if direction == "dynamic" and guard != "none":
             raise ConfigError(
                 f"{OPTION}.guard={guard!r} needs a fixed direction: 'dynamic' already pushes each pair "
-                "towards equal scores (set guard: off or direction: advantaged / disadvantaged)"
+                "towards equal scores (set guard: noneor direction: advantaged / disadvantaged)"
             )
         cls = getattr(torch.optim, optimizer, None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
