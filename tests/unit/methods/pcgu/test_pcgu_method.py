@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from debiaslit.backbones.components import ComponentMap
 from debiaslit.backbones.lm_scoring import word_scores
-from debiaslit.cma.neurons import AllUnits
+from debiaslit.cma.neurons import AllUnits, TopCMAUnits, write_neurons
 from debiaslit.errors import ConfigError
 from debiaslit.methods import PCGUMethod
 from debiaslit.methods.pcgu import OverCorrectionGuard
@@ -233,3 +233,33 @@ def test_a_batch_without_pairs_is_refused() -> None:
     loader = torch.utils.data.DataLoader([{"input_ids": torch.ones(3, dtype=torch.long)}] * 2, batch_size=2)
     with pytest.raises(ConfigError, match="trains on gendered pairs"):
         _fit(method, loader, steps=1)
+
+
+def test_cma_guided_pcgu_only_updates_rows_of_the_top_cma_units(tmp_path: Path) -> None:
+    """TopCMAUnits (the masks' reader and selection): only the rows producing the top units compete."""
+    rows = [
+        {"component": c, "layer": layer, "index": i, "effect": effect, "log_effect": 0.0,
+         "estimator": "exact", "n_examples": 4}
+        for c, layer, i, effect in [("O", 0, 3, 0.9), ("O", 0, 5, 0.8), ("I", 1, 7, 0.7), ("O", 1, 2, 0.01),
+                                    ("I", 1, 8, 0.02), ("O", 0, 6, 0.03)]
+    ]  # fmt: skip
+    csv_path = write_neurons(tmp_path / "neurons.csv", rows)
+    method = _method(
+        "tiny-bert", lr=0.1, top_k=None, include_norms=False, units=TopCMAUnits(str(csv_path), 50.0)
+    )
+    assert {(g.name, tuple(g.units.tensor().tolist()) if g.units else None) for g in method.groups} == {
+        ("O/layer_0", (3, 5)), ("O/layer_0/bias", None), ("I/layer_1", (7,)), ("I/layer_1/bias", None)
+    }  # fmt: skip
+    before = {n: p.detach().clone() for n, p in method.model.named_parameters()}
+    _fit(method, pair_loader("tiny-bert", 4), steps=1)
+    cmap = ComponentMap.for_model(method.model)
+    for name, param in method.model.named_parameters():
+        changed = (param.detach() != before[name]).nonzero()
+        if name == f"{cmap.weight_site('O', 0).module_path}.weight":
+            assert set(changed[:, 0].tolist()) == {3, 5}
+        elif name == f"{cmap.weight_site('I', 1).module_path}.weight":
+            assert set(changed[:, 0].tolist()) == {7}
+        elif name.endswith(".bias") and changed.numel():
+            assert name in (f"{cmap.weight_site(c, la).module_path}.bias" for c, la in (("O", 0), ("I", 1)))
+        else:
+            assert not changed.numel(), name
