@@ -57,6 +57,30 @@ def causal_token_scores(
     return torch.cat([scores.new_zeros(scores.shape[0], 1), scores], dim=1)
 
 
+def token_scores(
+    model: nn.Module,
+    task: str,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    kind: str = "log_prob",
+    mask_token_id: int | None = None,
+) -> torch.Tensor:
+    """[B] summed score of the tokens at ``positions`` ([B, T] bool) of each row (differentiable).
+
+    masked-lm: all of a row's positions are masked at once and each read at its own position
+    (``kind="logit"``: the raw logit, PCGU's reference objective). causal-lm: Σ_t log p(x_t | x_<t).
+    """
+    _check(task, kind, mask_token_id)
+    if task == "causal-lm":
+        if bool(positions[:, 0].any()):
+            raise ConfigError("causal-lm scoring: a token at position 0 has no context (prepend BOS)")
+        return (causal_token_scores(model, input_ids, attention_mask, kind) * positions).sum(1)
+    masked = input_ids.masked_fill(positions, mask_token_id)
+    logits = model(input_ids=masked, attention_mask=attention_mask).logits
+    return (_read(logits.float(), input_ids, kind) * positions).sum(1)
+
+
 def word_scores(
     model: nn.Module,
     task: str,
@@ -67,22 +91,12 @@ def word_scores(
     kind: str = "log_prob",
     mask_token_id: int | None = None,
 ) -> torch.Tensor:
-    """[B] summed score of the tokens ``[word_start, word_end)`` of each row (differentiable).
-
-    masked-lm: the whole span is masked at once and each of its tokens read at its position
-    (``kind="logit"``: the raw logit, PCGU's reference objective). causal-lm: Σ_t log p(x_t | x_<t).
-    """
-    _check(task, kind, mask_token_id)
+    """[B] summed score of the word ``[word_start, word_end)`` of each row: :func:`token_scores` of
+    its span, every token of a multi-token word included (the gendered-pair contract's fields)."""
     span = span_mask(word_start, word_end, input_ids.shape[1])
     if not bool((span.sum(1) > 0).all()):
         raise ConfigError("word_scores: every row needs a non-empty word span (word_end > word_start)")
-    if task == "causal-lm":
-        if bool((word_start < 1).any()):
-            raise ConfigError("causal-lm word_scores: a word at position 0 has no context (prepend BOS)")
-        return (causal_token_scores(model, input_ids, attention_mask, kind) * span).sum(1)
-    masked = input_ids.masked_fill(span, mask_token_id)
-    logits = model(input_ids=masked, attention_mask=attention_mask).logits
-    return (_read(logits.float(), input_ids, kind) * span).sum(1)
+    return token_scores(model, task, input_ids, attention_mask, span, kind, mask_token_id)
 
 
 def sentence_log_likelihood(

@@ -101,11 +101,20 @@ def checked_pairs(pairs: list[GenderedPair | str], source: str, mismatched: str)
     return [p for p in pairs if not isinstance(p, str)]
 
 
-def _needs_bos(tokenizer: Any) -> bool:
+def needs_bos(tokenizer: Any) -> bool:
     """Tokenizers that add no start token (GPT-2, GPT-NeoX) get their BOS prepended."""
     if tokenizer.bos_token_id is None:
         return False
     return tokenizer("a")["input_ids"][:1] not in ([tokenizer.bos_token_id], [tokenizer.cls_token_id])
+
+
+def encode_text(tokenizer: Any, text: str, max_length: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """(input_ids, character offsets) of ``text``, BOS prepended where :func:`needs_bos`, truncated
+    to ``max_length`` tokens in all."""
+    bos = needs_bos(tokenizer)
+    enc = tokenizer(text, truncation=True, max_length=max_length - bos, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    return ([tokenizer.bos_token_id, *ids], [(0, 0), *offsets]) if bos else (ids, offsets)
 
 
 def encode_with_span(
@@ -113,11 +122,7 @@ def encode_with_span(
 ) -> tuple[list[int], list[int], int, int]:
     """(input_ids, attention_mask, word_start, word_end) of ``text`` with the token span of the
     characters ``span``; ConfigError when ``max_length`` cuts the word."""
-    bos = _needs_bos(tokenizer)
-    enc = tokenizer(text, truncation=True, max_length=max_length - bos, return_offsets_mapping=True)
-    ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
-    if bos:
-        ids, offsets = [tokenizer.bos_token_id, *ids], [(0, 0), *offsets]
+    ids, offsets = encode_text(tokenizer, text, max_length)
     inside = [t for t, (a, b) in enumerate(offsets) if b > a and b > span[0] and a < span[1]]
     if not inside or offsets[inside[-1]][1] < span[1]:
         raise ConfigError(
@@ -202,6 +207,7 @@ class PairDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.train_set: EncodedPairs | None = None
         self.val_set: EncodedPairs | None = None
+        self.mask_token_id: int | None = None
 
     def read_pairs(self) -> list[GenderedPair]:
         """All pairs of the source (subclasses)."""
@@ -216,6 +222,7 @@ class PairDataModule(pl.LightningDataModule):
         [(train, val)] = split_by_occupation(self.read_pairs(), val_fraction=hp.val_fraction, seed=hp.seed)
         tokenizer = load_tokenizer(hp.tokenizer)
         self._collate = PadCollator(tokenizer.pad_token_id or 0)
+        self.mask_token_id = tokenizer.mask_token_id  # what word_scores masks with (None: causal)
         self.train_set = EncodedPairs(self.name, train, tokenizer, hp.stats, hp.max_length)
         self.val_set = EncodedPairs(self.name, val, tokenizer, hp.stats, hp.max_length)
         rank_zero_info(

@@ -1,8 +1,9 @@
 """Evaluation components passed to methods (``evaluator:``): NLI / HANS accuracy tables, the total
-effect of counterfactual prompts."""
+effect of counterfactual prompts, gender bias and LM quality of language models."""
 
 from debiaslit.evaluation.base import Evaluator
 from debiaslit.evaluation.nli import NLIEvaluator
+from debiaslit.evaluation.pair_bias import PairBiasEvaluator
 from debiaslit.evaluation.prompt_effects import TotalEffectEvaluator
 
-__all__ = ["Evaluator", "NLIEvaluator", "TotalEffectEvaluator"]
+__all__ = ["Evaluator", "NLIEvaluator", "PairBiasEvaluator", "TotalEffectEvaluator"]

@@ -4,6 +4,7 @@ from debiaslit.methods.base import BackboneModule, ClassifierModule
 from debiaslit.methods.erm import ERM
 from debiaslit.methods.lm_analysis import LMAnalysis
 from debiaslit.methods.masks import MaskMethod
+from debiaslit.methods.mlm_head import MLMHeadFit
 from debiaslit.methods.pcgu import PCGUMethod
 
-__all__ = ["BackboneModule", "ClassifierModule", "ERM", "LMAnalysis", "MaskMethod", "PCGUMethod"]
+__all__ = ["BackboneModule", "ClassifierModule", "ERM", "LMAnalysis", "MLMHeadFit", "MaskMethod", "PCGUMethod"]

@@ -32,7 +32,7 @@ def _batch(name: str) -> tuple[torch.nn.Module, object, dict[str, torch.Tensor]]
 
 
 @torch.no_grad()
-def _naive_masked(model, ids: list[int], start: int, end: int, mask_id: int, kind: str) -> float:
+def naive_masked(model, ids: list[int], start: int, end: int, mask_id: int, kind: str) -> float:
     masked = list(ids)
     masked[start:end] = [mask_id] * (end - start)
     logits = model(input_ids=torch.tensor([masked])).logits[0]
@@ -41,7 +41,7 @@ def _naive_masked(model, ids: list[int], start: int, end: int, mask_id: int, kin
 
 
 @torch.no_grad()
-def _naive_causal(model, ids: list[int], positions: range, kind: str = "log_prob") -> float:
+def naive_causal(model, ids: list[int], positions: range, kind: str = "log_prob") -> float:
     total = 0.0
     for t in positions:
         logits = model(input_ids=torch.tensor([ids[:t]])).logits[0, -1]
@@ -66,9 +66,9 @@ def test_word_scores_equal_a_per_token_loop(name: str, kind: str) -> None:
     for b in range(3):
         ids = enc["input_ids"][b, : lengths[b]].tolist()
         if task == "masked-lm":
-            want = _naive_masked(model, ids, int(start[b]), int(end[b]), tok.mask_token_id, kind)
+            want = naive_masked(model, ids, int(start[b]), int(end[b]), tok.mask_token_id, kind)
         else:
-            want = _naive_causal(model, ids, range(int(start[b]), int(end[b])), kind)
+            want = naive_causal(model, ids, range(int(start[b]), int(end[b])), kind)
         assert float(got[b]) == pytest.approx(want, abs=1e-4)
 
 
@@ -78,7 +78,7 @@ def test_sentence_log_likelihood_equals_a_prefix_loop(name: str) -> None:
     got = sentence_log_likelihood(model, enc["input_ids"], enc["attention_mask"])
     for b, n in enumerate(enc["attention_mask"].sum(1).tolist()):
         ids = enc["input_ids"][b, :n].tolist()
-        assert float(got[b]) == pytest.approx(_naive_causal(model, ids, range(1, n)), abs=1e-4)
+        assert float(got[b]) == pytest.approx(naive_causal(model, ids, range(1, n)), abs=1e-4)
 
 
 def test_pseudo_log_likelihood_equals_masking_one_token_at_a_time() -> None:
@@ -90,7 +90,7 @@ def test_pseudo_log_likelihood_equals_masking_one_token_at_a_time() -> None:
     for b, n in enumerate(enc["attention_mask"].sum(1).tolist()):
         ids = enc["input_ids"][b, :n].tolist()
         scored = [t for t in range(n) if score[b, t]]
-        want = sum(_naive_masked(model, ids, t, t + 1, tok.mask_token_id, "log_prob") for t in scored)
+        want = sum(naive_masked(model, ids, t, t + 1, tok.mask_token_id, "log_prob") for t in scored)
         assert float(got[b]) == pytest.approx(want, abs=1e-4)
 
 
