@@ -20,7 +20,15 @@ import pytest
 import torch
 
 import debiaslit.methods
-from debiaslit.methods import ERM, BackboneModule, ClassifierModule, LMAnalysis, MaskMethod, PCGUMethod
+from debiaslit.methods import (
+    ERM,
+    BackboneModule,
+    ClassifierModule,
+    LMAnalysis,
+    MaskMethod,
+    MLMHeadFit,
+    PCGUMethod,
+)
 from debiaslit.methods.masks import load_masks
 from tests.conftest import REPO_ROOT, debiaslit_command, run_debiaslit, run_together, shared_path
 from tests.integration.final_state import FILE as FINAL_STATE
@@ -79,6 +87,8 @@ EXEMPT = {
     ClassifierModule: "base class of the classifier methods, not a method",
     LMAnalysis: "analysis only (nothing to train or predict): validate is checked by "
     "test_lm_analysis_validates_on_tiny_gpt2",
+    MLMHeadFit: "fits the offline MLM head (no evaluator of its own): checked by tests/unit/methods/"
+    "test_mlm_head.py",
     PCGUMethod: "an LM method on gendered pairs (the cases here are NLI classifiers: probabilities per "
     "class, NLI results tables): its fit, 2-process DDP ≡ 1 process (same partitions every step) and "
     "resume ≡ uninterrupted are checked by tests/integration/test_pcgu_ddp.py and tests/unit/methods/pcgu",
