@@ -7,4 +7,12 @@ from debiaslit.methods.masks import MaskMethod
 from debiaslit.methods.mlm_head import MLMHeadFit
 from debiaslit.methods.pcgu import PCGUMethod
 
-__all__ = ["BackboneModule", "ClassifierModule", "ERM", "LMAnalysis", "MLMHeadFit", "MaskMethod", "PCGUMethod"]
+__all__ = [
+    "BackboneModule",
+    "ClassifierModule",
+    "ERM",
+    "LMAnalysis",
+    "MLMHeadFit",
+    "MaskMethod",
+    "PCGUMethod",
+]
