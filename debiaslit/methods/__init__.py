@@ -5,6 +5,7 @@ from debiaslit.methods.erm import ERM
 from debiaslit.methods.lm_analysis import LMAnalysis
 from debiaslit.methods.masks import MaskMethod
 from debiaslit.methods.mlm_head import MLMHeadFit
+from debiaslit.methods.pcgu import PCGUMethod
 from debiaslit.methods.sae_training import SAETrainer
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "LMAnalysis",
     "MLMHeadFit",
     "MaskMethod",
+    "PCGUMethod",
     "SAETrainer",
 ]

@@ -20,7 +20,16 @@ import pytest
 import torch
 
 import debiaslit.methods
-from debiaslit.methods import ERM, BackboneModule, ClassifierModule, LMAnalysis, MaskMethod, SAETrainer
+from debiaslit.methods import (
+    ERM,
+    BackboneModule,
+    ClassifierModule,
+    LMAnalysis,
+    MaskMethod,
+    MLMHeadFit,
+    PCGUMethod,
+    SAETrainer,
+)
 from debiaslit.methods.masks import load_masks
 from tests.conftest import REPO_ROOT, debiaslit_command, run_debiaslit, run_together, shared_path
 from tests.integration.final_state import FILE as FINAL_STATE
@@ -81,8 +90,11 @@ EXEMPT = {
     "test_lm_analysis_validates_on_tiny_gpt2",
     SAETrainer: "trains SAEs, not a classifier (no results table, nothing to predict): its logged fidelity, "
     "checkpoint round trip and DDP equivalence are checked in tests/integration/test_sae_trainer.py",
-    debiaslit.methods.MLMHeadFit: "fits the offline MLM head (no evaluator of its own): checked by "
-    "tests/unit/methods/test_mlm_head.py",
+    MLMHeadFit: "fits the offline MLM head (no evaluator of its own): checked by tests/unit/methods/"
+    "test_mlm_head.py",
+    PCGUMethod: "an LM method on gendered pairs (the cases here are NLI classifiers: probabilities per "
+    "class, NLI results tables): its fit, 2-process DDP ≡ 1 process (same partitions every step) and "
+    "resume ≡ uninterrupted are checked by tests/integration/test_pcgu_ddp.py and tests/unit/methods/pcgu",
 }
 
 
