@@ -6,6 +6,7 @@ Importing this package does not import transformers; the loaders import it on fi
 from .components import (
     ARCHITECTURES,
     COMPONENTS,
+    EMBED,
     HEAD,
     RESID,
     ActivationSite,
@@ -20,6 +21,7 @@ from .tiny import TINY_NAMES
 __all__ = [
     "ARCHITECTURES",
     "COMPONENTS",
+    "EMBED",
     "HEAD",
     "RESID",
     "TASKS",

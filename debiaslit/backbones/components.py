@@ -29,6 +29,7 @@ from debiaslit.errors import ConfigError
 COMPONENTS: tuple[str, ...] = ("Q", "K", "V", "AO", "I", "O")
 RESID = "resid"
 HEAD = "head"
+EMBED = "embed"
 Layout = Literal["linear", "conv1d"]
 Capture = Literal["output", "input"]
 
@@ -158,6 +159,7 @@ class _Arch:
     attention: str
     qkv: Literal["separate", "blocks", "per_head"]  # how Q/K/V share a fused projection
     embeddings: tuple[str, ...]  # relative to the base model
+    embed_output: str  # relative to the base model: its output is the residual stream before block 0
 
 
 _BERT = _Arch(
@@ -182,6 +184,7 @@ _BERT = _Arch(
     attention="attention.self",
     qkv="separate",
     embeddings=("embeddings",),
+    embed_output="embeddings",
 )
 
 _GPT2 = _Arch(
@@ -197,6 +200,7 @@ _GPT2 = _Arch(
     attention="attn",
     qkv="blocks",
     embeddings=("wte", "wpe"),
+    embed_output="drop",  # dropout of wte + wpe
 )
 
 _NEOX = _Arch(
@@ -217,6 +221,7 @@ _NEOX = _Arch(
     attention="attention",
     qkv="per_head",
     embeddings=("embed_in",),
+    embed_output="emb_dropout",
 )
 
 ARCHITECTURES: dict[str, _Arch] = {"bert": _BERT, "roberta": _BERT, "gpt2": _GPT2, "gpt_neox": _NEOX}
@@ -348,6 +353,16 @@ class ComponentMap:
             return ActivationSite(RESID, layer, layer_path, "output")
         path = f"{layer_path}.{self._spec.activations[component]}"
         return ActivationSite(component, layer, path, "output", self._qkv(component))
+
+    def residual_site(self, layer: int | str) -> ActivationSite:
+        """The residual stream after block ``layer`` (element 0 of the block's output; SAELens
+        ``blocks.{layer}.hook_resid_post``); ``-1`` or ``"embed"`` is the embedding output that enters
+        block 0 (``blocks.0.hook_resid_pre``). GPT-NeoX's parallel residual is included: the block
+        output is resid_pre + attn_out + mlp_out.
+        """
+        if layer in (-1, EMBED):
+            return ActivationSite(RESID, -1, f"{self._prefix}{self._spec.embed_output}", "output")
+        return self.activation_site(RESID, layer)
 
     def head_site(self, layer: int, head: int | None = None) -> ActivationSite:
         """Attention head outputs: the INPUT of the AO projection, ``head_dim`` units per head.
