@@ -16,7 +16,7 @@ import torch
 from concept_erasure import LeaceEraser
 from torch import nn
 
-from debiaslit.backbones.components import RESID, ComponentMap
+from debiaslit.backbones.components import ComponentMap
 from debiaslit.backbones.pooling import POOLINGS, pool_sequence
 from debiaslit.errors import ConfigError
 from debiaslit.methods.sae_eraser.edit import SparseCoder, ablation_gate, gated_edit
@@ -37,7 +37,8 @@ class ResidualEraser(nn.Module):
     Args:
         model: A transformers model (any task head); its parameters are frozen here.
         saes: One SAE per site (``encode`` / ``decode`` over the hidden size), in the order of ``layers``.
-        layers: Residual sites (the output of these layers); every one is edited.
+        layers: Residual sites: the output of these blocks (``-1``: the embedding output); every one
+            is edited.
         read_layer: The residual site probes read; at or above the last edited layer
             (``None``: the last edited layer, SHIFT's probe site).
         pooling: How a sequence becomes one vector (``debiaslit.backbones.pooling.POOLINGS``).
@@ -73,8 +74,8 @@ class ResidualEraser(nn.Module):
                 f"{option}.read_layer {self.read_layer} lies below the edited layer {max(layers)}: "
                 "that edit could not reach the probes"
             )
-        self.sites = [cmap.activation_site(RESID, layer) for layer in layers]
-        self.read_site = cmap.activation_site(RESID, self.read_layer)
+        self.sites = [cmap.residual_site(layer) for layer in layers]
+        self.read_site = cmap.residual_site(self.read_layer)
         self.layers, self.pooling = layers, pooling
         for i, (layer, sae) in enumerate(zip(layers, saes, strict=True)):
             d_in = getattr(sae, "d_in", cmap.hidden_size)
