@@ -1,8 +1,9 @@
 """Evaluation components passed to methods (``evaluator:``): NLI / HANS accuracy tables, the total
-effect of counterfactual prompts."""
+effect of counterfactual prompts, concept-erasure tables."""
 
 from debiaslit.evaluation.base import Evaluator
+from debiaslit.evaluation.erasure import ErasureEvaluator
 from debiaslit.evaluation.nli import NLIEvaluator
 from debiaslit.evaluation.prompt_effects import TotalEffectEvaluator
 
-__all__ = ["Evaluator", "NLIEvaluator", "TotalEffectEvaluator"]
+__all__ = ["ErasureEvaluator", "Evaluator", "NLIEvaluator", "TotalEffectEvaluator"]

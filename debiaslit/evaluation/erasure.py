@@ -52,7 +52,7 @@ class ErasureEvaluator(Evaluator):
     """
 
     def __init__(
-        self, rows: list[str] | None = None, mlp_hidden: int = 64, probe_steps: int = 300, seed: int = 0
+        self, rows: list[str] | None = None, mlp_hidden: int = 64, probe_steps: int = 100, seed: int = 0
     ) -> None:
         super().__init__()
         rows = list(ROWS if rows is None else rows)
@@ -69,13 +69,19 @@ class ErasureEvaluator(Evaluator):
     def step(self, module: pl.LightningModule, batch: dict[str, torch.Tensor], dataloader_idx: int) -> None:
         for key in ("profession", "gender", "index"):
             if key not in batch:
-                raise ConfigError(f"{type(self).__name__} needs batch field {key!r} (a Bias in Bios DataModule)")
+                raise ConfigError(
+                    f"{type(self).__name__} needs batch field {key!r} (a Bias in Bios DataModule)"
+                )
             self._add(key, batch[key])
         mask = batch.get("attention_mask")
         base_pooled, base_hidden = module.representations(batch, "none")
-        weights = torch.ones(base_hidden.shape[:2], device=base_hidden.device) if mask is None else mask.float()
+        weights = (
+            torch.ones(base_hidden.shape[:2], device=base_hidden.device) if mask is None else mask.float()
+        )
         for row in self.rows:
-            pooled, hidden = (base_pooled, base_hidden) if row == "none" else module.representations(batch, row)
+            pooled, hidden = (
+                (base_pooled, base_hidden) if row == "none" else module.representations(batch, row)
+            )
             self._add(f"{row}/features", pooled)
             self._add(f"{row}/task_pred", module.task_logits(pooled, row).argmax(-1))
             self._add(f"{row}/edit_sq", (((hidden - base_hidden).float() ** 2).sum(-1) * weights).sum(1))
@@ -159,13 +165,18 @@ class ErasureEvaluator(Evaluator):
         self._report(module, stage, rows, run_dir(trainer))
 
     @rank_zero_only
-    def _report(self, module: pl.LightningModule, stage: str, rows: list[dict[str, Any]], log_dir: Path | None) -> None:
+    def _report(
+        self, module: pl.LightningModule, stage: str, rows: list[dict[str, Any]], log_dir: Path | None
+    ) -> None:
         if log_dir is None:
             table = comparison_markdown(rows, COLUMNS)
         else:
             stem = f"{stage}_epoch{module.current_epoch:02d}_erasure"
             table = write_comparison(rows, COLUMNS, log_dir / "results", stem)
-            save_png(erasure_figure(rows, f"{stage}, epoch {module.current_epoch}"), log_dir / "results" / f"{stem}.png")
+            save_png(
+                erasure_figure(rows, f"{stage}, epoch {module.current_epoch}"),
+                log_dir / "results" / f"{stem}.png",
+            )
         experiment = getattr(module.logger, "experiment", None)
         if hasattr(experiment, "add_text"):
             experiment.add_text(f"{stage}/erasure", table, module.trainer.global_step)

@@ -42,15 +42,16 @@ def fit_probe(
     labels: torch.Tensor,
     num_classes: int,
     hidden: int = 0,
-    steps: int = 300,
-    lr: float = 0.01,
-    weight_decay: float = 1e-4,
+    steps: int = 100,
+    l2: float = 1e-4,
     seed: int = 0,
 ) -> Probe:
-    """A probe fitted by full-batch AdamW on cross-entropy; its initialisation uses ``seed`` alone.
+    """A probe fitted by full-batch L-BFGS (strong-Wolfe line search, at most ``steps`` iterations) on
+    cross-entropy + ``l2``·‖W‖²; its initialisation uses ``seed`` alone.
 
     Full-batch steps make the result independent of example order (gathered DDP features arrive in
-    rank order). The returned probe is frozen (``requires_grad`` off) and in eval mode.
+    rank order) and fit the probe to convergence: an under-trained probe would flatter an erasure.
+    The returned probe is frozen (``requires_grad`` off) and in eval mode.
     """
     features = features.detach().float()
     with torch.random.fork_rng(devices=[]):
@@ -59,12 +60,20 @@ def fit_probe(
     probe = probe.to(features.device)
     probe.mean.copy_(features.mean(0))
     probe.scale.copy_(features.std(0, unbiased=False).clamp_min(1e-6))
-    optimizer = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    weights = [p for p in probe.parameters() if p.ndim == 2]
+    optimizer = torch.optim.LBFGS(
+        probe.parameters(), lr=1.0, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(probe(features), labels)
+        loss = loss + l2 * sum(w.pow(2).sum() for w in weights)
+        loss.backward()
+        return loss
+
     with torch.enable_grad():
-        for _ in range(steps):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(probe(features), labels).backward()
-            optimizer.step()
+        optimizer.step(closure)
     return probe.requires_grad_(False).eval()
 
 
@@ -82,7 +91,7 @@ def held_out_accuracy(
     index: torch.Tensor,
     num_classes: int,
     hidden: int = 0,
-    steps: int = 300,
+    steps: int = 100,
     seed: int = 0,
 ) -> float:
     """Accuracy of a probe fitted afresh on the examples of even ``index`` and scored on the odd ones

@@ -87,9 +87,7 @@ class ResidualEraser(nn.Module):
         # a plain attribute, not a submodule: the method that owns the backbone checkpoints it once
         object.__setattr__(self, "model", model.requires_grad_(False).eval())
         self._saes = [sae.requires_grad_(False).eval() for sae in saes]
-        self.gates = nn.ModuleList(
-            LatentGate(self.num_latents(sae), gate, init_logit) for sae in self._saes
-        )
+        self.gates = nn.ModuleList(LatentGate(self.num_latents(sae), gate, init_logit) for sae in self._saes)
         self.mode = "none"
         self.fixed: list[torch.Tensor] = []  # latents removed per site in mode "fixed"
         self.attribution_gates: list[torch.Tensor] = []

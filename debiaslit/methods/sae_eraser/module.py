@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+
 import torch
 from concept_erasure import LeaceEraser, LeaceFitter
 from lightning.pytorch.utilities import rank_zero_only
@@ -88,7 +89,7 @@ class SAEEraserMethod(BackboneModule):
         warm_start_top_n: int = 0,
         baseline_latents: int | None = None,
         reference_batches: int | None = None,
-        probe_steps: int = 300,
+        probe_steps: int = 100,
         lr: float = 0.05,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.0,
@@ -103,7 +104,9 @@ class SAEEraserMethod(BackboneModule):
         if not saes or not layers:
             raise ConfigError(f"{OPTION}.saes and {OPTION}.layers must each list one entry per site")
         if concept_objective not in OBJECTIVES:
-            raise ConfigError(f"{OPTION}.concept_objective must be one of {OBJECTIVES}, got {concept_objective!r}")
+            raise ConfigError(
+                f"{OPTION}.concept_objective must be one of {OBJECTIVES}, got {concept_objective!r}"
+            )
         if not 0 < temperature[1] <= temperature[0]:
             raise ConfigError(f"{OPTION}.temperature must be (T0, T1) with T0 >= T1 > 0, got {temperature}")
         if num_professions < 2:
@@ -149,13 +152,17 @@ class SAEEraserMethod(BackboneModule):
             return
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None:
-            raise ConfigError("SAEEraserMethod fits its references on the DataModule's training split: pass data")
+            raise ConfigError(
+                "SAEEraserMethod fits its references on the DataModule's training split: pass data"
+            )
         loader = datamodule.train_dataloader()
         # the whole split in order, on every rank: the references are the same on each
         ordered = DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)
         self.fit_references(ordered)
         if self.hparams.warm_start_top_n:
-            for gate, closed in zip(self.eraser.gates, self.top_attributed(self.hparams.warm_start_top_n), strict=True):
+            for gate, closed in zip(
+                self.eraser.gates, self.top_attributed(self.hparams.warm_start_top_n), strict=True
+            ):
                 gate.close(closed)
 
     def _reference_batches(self, loader: Iterable) -> Iterable[dict[str, torch.Tensor]]:
@@ -177,7 +184,9 @@ class SAEEraserMethod(BackboneModule):
             raise ConfigError("the training split gave no batch to fit the eraser's references on")
         x, prof, gender = torch.cat(feats), torch.cat(professions), torch.cat(genders)
         steps = self.hparams.probe_steps
-        self.reference_probe.load_state_dict(fit_probe(x, prof, self.hparams.num_professions, steps=steps).state_dict())
+        self.reference_probe.load_state_dict(
+            fit_probe(x, prof, self.hparams.num_professions, steps=steps).state_dict()
+        )
         self.task_probe.load_state_dict(self.reference_probe.state_dict())
         self.concept_probe.load_state_dict(fit_probe(x, gender, CONCEPT_CLASSES, steps=steps).state_dict())
         if self.adversary is not None:
@@ -194,7 +203,10 @@ class SAEEraserMethod(BackboneModule):
         ≈ how much removing the latent lowers the concept probe's evidence (SHIFT without the human)."""
         total = torch.zeros_like(self.attribution)
         for batch in batches:
-            gates = [torch.ones(g.logits.numel(), device=self.device, requires_grad=True) for g in self.eraser.gates]
+            gates = [
+                torch.ones(g.logits.numel(), device=self.device, requires_grad=True)
+                for g in self.eraser.gates
+            ]
             self.eraser.attribution_gates = gates
             with torch.enable_grad():
                 pooled, _ = self.eraser.read(self.tokens(batch), "attribution")
@@ -299,7 +311,9 @@ class SAEEraserMethod(BackboneModule):
         """The eraser's row is read by its trained task probe, every other row by the reference probe."""
         return (self.task_probe if variant == "eraser" else self.reference_probe)(pooled)
 
-    def lm_loss(self, batch: dict[str, torch.Tensor], variant: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def lm_loss(
+        self, batch: dict[str, torch.Tensor], variant: str
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Per example: summed next-token cross-entropy and predicted-token count under a row's edit;
         None without an LM head."""
         if self.hparams.task != "causal-lm":
