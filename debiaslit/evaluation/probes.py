@@ -51,9 +51,22 @@ def fit_probe(
 
     Full-batch steps make the result independent of example order (gathered DDP features arrive in
     rank order) and fit the probe to convergence: an under-trained probe would flatter an erasure.
-    The returned probe is frozen (``requires_grad`` off) and in eval mode.
+    The returned probe is frozen (``requires_grad`` off) and in eval mode. Works inside validation
+    (inference mode): the features are copied out of it.
     """
-    features = features.detach().float()
+    with torch.inference_mode(False), torch.enable_grad():
+        return _fit(features.detach().float().clone(), labels.clone(), num_classes, hidden, steps, l2, seed)
+
+
+def _fit(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    hidden: int,
+    steps: int,
+    l2: float,
+    seed: int,
+) -> Probe:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         probe = Probe(features.shape[1], num_classes, hidden)
@@ -72,8 +85,7 @@ def fit_probe(
         loss.backward()
         return loss
 
-    with torch.enable_grad():
-        optimizer.step(closure)
+    optimizer.step(closure)
     return probe.requires_grad_(False).eval()
 
 

@@ -77,7 +77,9 @@ def test_sigmoid_gate_temperature_and_penalty_by_hand() -> None:
     with torch.no_grad():
         gate.logits.copy_(torch.tensor([2.0, -1.0, 0.5, -0.2]))
     gate.temperature = 0.5
-    expected = torch.tensor([1 / (1 + math.exp(-4.0)), 1 / (1 + math.exp(2.0)), 1 / (1 + math.exp(-1.0)), 0.0])
+    expected = torch.tensor(
+        [1 / (1 + math.exp(-4.0)), 1 / (1 + math.exp(2.0)), 1 / (1 + math.exp(-1.0)), 0.0]
+    )
     expected[3] = 1 / (1 + math.exp(0.4))
     torch.testing.assert_close(gate(), expected)
     torch.testing.assert_close((1 - gate.keep_probability()).sum(), (1 - expected).sum())
@@ -127,7 +129,7 @@ def test_objectives_by_hand() -> None:
 
 
 def planted(n: int = 800, d: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Activations with the concept on direction e0 and the task on e1, independent labels, noise elsewhere."""
+    """Concept on direction e0, task on e1 (independent labels), noise everywhere."""
     g = torch.Generator().manual_seed(seed)
     concept = torch.randint(0, 2, (n,), generator=g)
     task = torch.randint(0, 2, (n,), generator=g)
