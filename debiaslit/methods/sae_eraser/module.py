@@ -65,6 +65,8 @@ class SAEEraserMethod(BackboneModule):
         baseline_latents: Latents removed by the SHIFT-style and random baselines (``None``: as many as
             the eraser removes, at least one).
         reference_batches: Training batches the references are fitted on (``None``: all).
+        reference_batch_size: Their size: fixed, so the references do not depend on the training batch
+            size or the process count.
         probe_steps: Full-batch optimisation steps of every fitted probe.
         lr, weight_decay, warmup_ratio: AdamW on the gate logits (and the probes that train).
         evaluator: What validate / test report (:class:`ErasureEvaluator` when not given).
@@ -89,6 +91,7 @@ class SAEEraserMethod(BackboneModule):
         warm_start_top_n: int = 0,
         baseline_latents: int | None = None,
         reference_batches: int | None = None,
+        reference_batch_size: int = 32,
         probe_steps: int = 100,
         lr: float = 0.05,
         weight_decay: float = 0.0,
@@ -111,9 +114,9 @@ class SAEEraserMethod(BackboneModule):
             raise ConfigError(f"{OPTION}.temperature must be (T0, T1) with T0 >= T1 > 0, got {temperature}")
         if num_professions < 2:
             raise ConfigError(f"{OPTION}.num_professions must be >= 2, got {num_professions}")
-        for name in ("warm_start_top_n", "probe_steps"):
-            if getattr(self.hparams, name) < 0:
-                raise ConfigError(f"{OPTION}.{name} must be >= 0, got {getattr(self.hparams, name)}")
+        for name, low in (("warm_start_top_n", 0), ("probe_steps", 1), ("reference_batch_size", 1)):
+            if getattr(self.hparams, name) < low:
+                raise ConfigError(f"{OPTION}.{name} must be >= {low}, got {getattr(self.hparams, name)}")
         self.eraser = ResidualEraser(
             self.model, [load_sae(path) for path in saes], layers, read_layer, pooling, gate, init_logit
         )
@@ -155,9 +158,17 @@ class SAEEraserMethod(BackboneModule):
             raise ConfigError(
                 "SAEEraserMethod fits its references on the DataModule's training split: pass data"
             )
+        professions = getattr(datamodule, "professions", None)
+        if professions is not None and len(professions) != self.hparams.num_professions:
+            raise ConfigError(
+                f"{OPTION}.num_professions is {self.hparams.num_professions}, the DataModule has "
+                f"{len(professions)} professions {list(professions)}"
+            )
         loader = datamodule.train_dataloader()
-        # the whole split in order, on every rank: the references are the same on each
-        ordered = DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)
+        # the split in order, in batches of a fixed size, on every rank: the same references on each
+        ordered = DataLoader(
+            loader.dataset, batch_size=self.hparams.reference_batch_size, collate_fn=loader.collate_fn
+        )
         self.fit_references(ordered)
         if self.hparams.warm_start_top_n:
             for gate, closed in zip(

@@ -78,6 +78,26 @@ def test_references_leace_and_warm_start(fitted: tuple) -> None:
         assert (gate.logits[closed] < 0).all()
 
 
+def test_checkpoint_round_trip_validates_to_the_same_table(fitted: tuple, tmp_path: Path) -> None:
+    method, data, _ = fitted
+    trainer = pl.Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu"
+    )
+    trainer.strategy.connect(method)
+    trainer.save_checkpoint(tmp_path / "eraser.ckpt")
+    loaded = SAEEraserMethod.load_from_checkpoint(
+        tmp_path / "eraser.ckpt",
+        map_location="cpu",
+        weights_only=True,
+        evaluator=Table(probe_steps=30, mlp_hidden=8),
+    )
+    assert loaded.state_dict().keys() == method.state_dict().keys()
+    for key, value in method.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    trainer.validate(loaded, datamodule=data, verbose=False)
+    assert loaded.evaluator.last == method.evaluator.last
+
+
 def test_table_has_every_row_and_column(fitted: tuple) -> None:
     method, _, _ = fitted
     rows = method.evaluator.last
