@@ -5,5 +5,14 @@ from debiaslit.methods.erm import ERM
 from debiaslit.methods.lm_analysis import LMAnalysis
 from debiaslit.methods.masks import MaskMethod
 from debiaslit.methods.sae_eraser import SAEEraserMethod
+from debiaslit.methods.sae_training import SAETrainer
 
-__all__ = ["BackboneModule", "ClassifierModule", "ERM", "LMAnalysis", "MaskMethod", "SAEEraserMethod"]
+__all__ = [
+    "BackboneModule",
+    "ClassifierModule",
+    "ERM",
+    "LMAnalysis",
+    "MaskMethod",
+    "SAEEraserMethod",
+    "SAETrainer",
+]
