@@ -20,7 +20,15 @@ import pytest
 import torch
 
 import debiaslit.methods
-from debiaslit.methods import ERM, BackboneModule, ClassifierModule, LMAnalysis, MaskMethod, SAEEraserMethod
+from debiaslit.methods import (
+    ERM,
+    BackboneModule,
+    ClassifierModule,
+    LMAnalysis,
+    MaskMethod,
+    SAEEraserMethod,
+    SAETrainer,
+)
 from debiaslit.methods.masks import load_masks
 from tests.conftest import REPO_ROOT, debiaslit_command, run_debiaslit, run_together, shared_path
 from tests.integration.final_state import FILE as FINAL_STATE
@@ -81,6 +89,7 @@ EXEMPT = {
     "test_lm_analysis_validates_on_tiny_gpt2",
     SAEEraserMethod: "no class probabilities per evaluation set to predict (its evaluation is the "
     "erasure table); fit, DDP ≡ 1 process and validate --ckpt_path: tests/integration/test_sae_eraser_run.py",
+    SAETrainer: "trains an SAE, not a task model (nothing to predict): tests/integration/test_sae_trainer.py",
 }
 
 
