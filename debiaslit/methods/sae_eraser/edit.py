@@ -17,6 +17,9 @@ import torch
 class SparseCoder(Protocol):
     """What the edit needs of an SAE (``debiaslit.sae.SparseAutoencoder`` or any module like it)."""
 
+    d_in: int
+    d_sae: int
+
     def encode(self, x: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, f: torch.Tensor) -> torch.Tensor: ...

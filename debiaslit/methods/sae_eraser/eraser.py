@@ -9,7 +9,7 @@ which the run config loads again from their files.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -78,16 +78,15 @@ class ResidualEraser(nn.Module):
         self.read_site = cmap.residual_site(self.read_layer)
         self.layers, self.pooling = layers, pooling
         for i, (layer, sae) in enumerate(zip(layers, saes, strict=True)):
-            d_in = getattr(sae, "d_in", cmap.hidden_size)
-            if d_in != cmap.hidden_size:
+            if sae.d_in != cmap.hidden_size:
                 raise ConfigError(
-                    f"{option}.saes[{i}] reads {d_in} dimensions, layer {layer}'s residual has "
+                    f"{option}.saes[{i}] reads {sae.d_in} dimensions, layer {layer}'s residual has "
                     f"{cmap.hidden_size}"
                 )
         # a plain attribute, not a submodule: the method that owns the backbone checkpoints it once
         object.__setattr__(self, "model", model.requires_grad_(False).eval())
         self._saes = [sae.requires_grad_(False).eval() for sae in saes]
-        self.gates = nn.ModuleList(LatentGate(self.num_latents(sae), gate, init_logit) for sae in self._saes)
+        self.gates = nn.ModuleList(LatentGate(sae.d_sae, gate, init_logit) for sae in self._saes)
         self.mode = "none"
         self.fixed: list[torch.Tensor] = []  # latents removed per site in mode "fixed"
         self.attribution_gates: list[torch.Tensor] = []
@@ -95,14 +94,6 @@ class ResidualEraser(nn.Module):
         self._handles = [
             site.register_hook(self.model, self._site_hook(i)) for i, site in enumerate(self.sites)
         ]
-
-    @staticmethod
-    def num_latents(sae: SparseCoder) -> int:
-        """F of an SAE: ``d_sae`` when it says, else the width of its code for one zero input."""
-        if hasattr(sae, "d_sae"):
-            return int(sae.d_sae)
-        param = next(sae.parameters())
-        return int(sae.encode(torch.zeros(1, param.shape[-1], dtype=param.dtype)).shape[-1])
 
     @property
     def saes(self) -> list[SparseCoder]:
@@ -115,7 +106,7 @@ class ResidualEraser(nn.Module):
         return self
 
     # ------------------------------------------------------------------------------------ hooks
-    def _site_hook(self, i: int):  # noqa: ANN202
+    def _site_hook(self, i: int) -> Callable[[torch.Tensor], torch.Tensor | None]:
         def edit(x: torch.Tensor) -> torch.Tensor | None:
             if self.mode in ("none", "leace"):
                 return None

@@ -21,6 +21,7 @@ reconstruction error stays (METHODS.md §6.4).
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +132,6 @@ def apply_erasure(model: nn.Module, directory: str | Path) -> list[RemovableHand
         param = next(model.parameters())
         sae = sae.to(param.device)
         gate = ablation_gate(sae.d_sae, torch.tensor(site["erased"], dtype=torch.long), param.device)
-        handles.append(cmap.residual_site(site["layer"]).register_hook(model, _edit(sae, gate)))
+        edit = partial(gated_edit, sae=sae, gate=gate)
+        handles.append(cmap.residual_site(site["layer"]).register_hook(model, edit))
     return handles
-
-
-def _edit(sae: nn.Module, gate: torch.Tensor):  # noqa: ANN202
-    return lambda x: gated_edit(x, sae, gate)
