@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from debiaslit.data.collate import PadCollator
 from debiaslit.datamodules.bias_in_bios import BiasInBiosDataModule
 from debiaslit.errors import ConfigError, DataFormatError
 from debiaslit.evaluation import ErasureEvaluator
@@ -164,3 +165,32 @@ def test_bad_settings_and_files_are_refused(fitted: tuple, tmp_path: Path) -> No
     bad.write_text(json.dumps({"format": "debiaslit-sae-eraser/1", "sites": [site]}))
     with pytest.raises(DataFormatError, match=r"sites\[0\]\.erased"):
         read_erased(bad)
+
+
+@pytest.mark.parametrize(
+    ("objective", "gate"), [("adversarial", "hard_concrete"), ("probe_chance", "sigmoid_temp")]
+)
+def test_other_objectives_train_only_gates_and_their_probe(fitted: tuple, objective: str, gate: str) -> None:
+    _, data, folder = fitted
+    method = SAEEraserMethod(
+        backbone="tiny-bert", saes=[str(folder / "sae_1")], layers=[1], concept_objective=objective,
+        gate=gate, probe_steps=10, lambda_concept=1.0,
+    )  # fmt: skip
+    loader = torch.utils.data.DataLoader(data.datasets["train"], batch_size=20, collate_fn=PadCollator(0))
+    method.fit_references(loader)
+    method.train()
+    batch = next(iter(loader))
+    pooled, _ = method.eraser.read(method.tokens(batch), "gates")
+    concept = method.concept_loss(pooled, batch["gender"])
+    probe = method.adversary if objective == "adversarial" else method.concept_probe
+    logits = probe(pooled)
+    if objective == "probe_chance":
+        torch.testing.assert_close(concept, -logits.log_softmax(-1).mean())
+    else:
+        torch.testing.assert_close(concept, torch.nn.functional.cross_entropy(logits, batch["gender"]))
+    method.training_step(batch, 0).backward()
+    trainable = {name for name, p in method.named_parameters() if p.requires_grad}
+    assert {name for name, p in method.named_parameters() if p.grad is not None} <= trainable
+    assert method.eraser.gates[0].logits.grad.abs().sum() > 0
+    assert all(not p.requires_grad for p in method.model.parameters())
+    assert all(not p.requires_grad for sae in method.eraser.saes for p in sae.parameters())
