@@ -194,7 +194,7 @@ def erasure_figure(rows: list[dict[str, Any]], title: str) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(8.5, 3.5))
     width = 0.8 / len(PLOTTED)
     for j, metric in enumerate(PLOTTED):
         ax.bar(
@@ -208,6 +208,6 @@ def erasure_figure(rows: list[dict[str, Any]], title: str) -> Any:
     ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
