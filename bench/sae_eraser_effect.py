@@ -5,7 +5,8 @@ Setup: configs/sae_eraser_quickstart.yaml as it is (all-MiniLM-L6-v2, the TopK S
 configs/sae_train_quickstart.yaml trains at the residual stream after block 3, templated bios with
 professor / nurse, balanced training split, balanced evaluation). A seed sets ``seed_everything`` and
 ``data.seed`` (the generated bios, the splits and the training order). Per seed and row (no erasure,
-the eraser, LEACE, SHIFT-style top-N attribution ablation, random latents of the same count) the
+the eraser, LEACE, SHIFT-style top-N attribution ablation, random latents of the same count, every
+latent removed: the floor of any latent mask, only the SAE error term left) the
 validation table after the last epoch: task accuracy, fresh linear / MLP gender probe accuracy,
 latents erased, relative edit size.
 
@@ -40,7 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "configs/sae_eraser_quickstart.yaml"
 SAE_CONFIG = "configs/sae_train_quickstart.yaml"
-ROWS = ("none", "eraser", "leace", "shift", "random")
+ROWS = ("none", "eraser", "leace", "shift", "random", "all_latents")
 METRICS = (
     "task_acc", "worst_group_acc", "fresh_task_linear", "fresh_concept_linear", "fresh_concept_mlp",
     "latents_erased", "edit_size",

@@ -1,6 +1,7 @@
 """Concept-erasure evaluation (METHODS.md §6.4 metrics): every row of one table is an edit of the same
 model on the same examples (no edit, the learned eraser, LEACE, SHIFT-style top-N ablation, random
-latents of the same count), scored by
+latents of the same count, every latent removed: the floor of any latent mask, since the SAE error
+term stays), scored by
 
 * task accuracy of the method's task probe, per (task, concept) group and the worst group;
 * accuracy of concept and task probes fitted afresh on the edited features (linear and MLP; fitted on
@@ -31,7 +32,7 @@ from debiaslit.metrics.results_table import comparison_markdown, write_compariso
 from debiaslit.utils.files import save_png
 from debiaslit.utils.run_dir import run_dir
 
-ROWS = ("none", "eraser", "leace", "shift", "random")
+ROWS = ("none", "eraser", "leace", "shift", "random", "all_latents")
 #: Columns of the table, in order (``lm_loss_change`` only for LM backbones).
 COLUMNS = (
     "row", "latents_erased", "task_acc", "worst_group_acc", "fresh_task_linear", "fresh_concept_linear",

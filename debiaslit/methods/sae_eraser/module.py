@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from debiaslit.errors import ConfigError
 from debiaslit.evaluation import Evaluator
-from debiaslit.evaluation.erasure import ErasureEvaluator
+from debiaslit.evaluation.erasure import ROWS, ErasureEvaluator
 from debiaslit.evaluation.probes import Probe, fit_probe
 from debiaslit.methods.base import TOKEN_FIELDS, BackboneModule
 from debiaslit.methods.sae_eraser.eraser import ResidualEraser
@@ -38,8 +38,6 @@ from debiaslit.sae import load_sae
 from debiaslit.utils.run_dir import run_dir
 
 OPTION = "model.init_args"
-#: Rows of the evaluation: the unedited model, the learned eraser and the baselines.
-VARIANTS = ("none", "eraser", "leace", "shift", "random")
 CONCEPT_CLASSES = 2  # gender: 0 male, 1 female (the Bias in Bios batches' ``gender``)
 
 
@@ -289,6 +287,8 @@ class SAEEraserMethod(BackboneModule):
         """Latents removed per site by a row of the evaluation (None: the row removes no latents)."""
         if variant == "eraser":
             return self.eraser.erased()
+        if variant == "all_latents":
+            return [torch.arange(g.logits.numel(), device=self.device) for g in self.eraser.gates]
         if variant in ("shift", "random"):
             n = self.hparams.baseline_latents
             n = max(1, sum(e.numel() for e in self.eraser.erased())) if n is None else n
@@ -302,8 +302,8 @@ class SAEEraserMethod(BackboneModule):
         return self.eraser.read(self.tokens(batch), *self._mode(variant))
 
     def _mode(self, variant: str) -> tuple[str, list[torch.Tensor] | None]:
-        if variant not in VARIANTS:
-            raise ConfigError(f"unknown evaluation row {variant!r}; valid: {', '.join(VARIANTS)}")
+        if variant not in ROWS:
+            raise ConfigError(f"unknown evaluation row {variant!r}; valid: {', '.join(ROWS)}")
         if not bool(self.references_ready):
             raise ConfigError(
                 "SAEEraserMethod has no fitted references: evaluate after `debiaslit fit`, or pass "

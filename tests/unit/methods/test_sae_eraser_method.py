@@ -102,7 +102,7 @@ def test_checkpoint_round_trip_validates_to_the_same_table(fitted: tuple, tmp_pa
 def test_table_has_every_row_and_column(fitted: tuple) -> None:
     method, _, _ = fitted
     rows = method.evaluator.last
-    assert [r["row"] for r in rows] == ["none", "eraser", "leace", "shift", "random"]
+    assert [r["row"] for r in rows] == ["none", "eraser", "leace", "shift", "random", "all_latents"]
     assert all(set(COLUMNS) == set(r) for r in rows)
     by_row = {r["row"]: r for r in rows}
     assert by_row["none"]["edit_size"] == 0.0 and by_row["none"]["latents_erased"] == 0
@@ -110,6 +110,7 @@ def test_table_has_every_row_and_column(fitted: tuple) -> None:
     assert by_row["eraser"]["latents_erased"] == erased
     assert by_row["shift"]["latents_erased"] == by_row["random"]["latents_erased"] == max(1, erased)
     assert by_row["eraser"]["edit_size"] > 0.0
+    assert by_row["all_latents"]["latents_erased"] == 2 * 64
     assert all(0.0 <= r["fresh_concept_linear"] <= 1.0 for r in rows)
 
 
