@@ -11,7 +11,6 @@ predicts profession perfectly) and *balanced* (equal counts in every profession 
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from debiaslit.data.nli_readers import json_objects
 from debiaslit.errors import ConfigError, DataFormatError
 
 GENDERS: tuple[str, str] = ("male", "female")
@@ -31,6 +31,7 @@ LABHC_PROFESSIONS: tuple[str, ...] = (
     "software_engineer", "surgeon", "teacher", "yoga_teacher",
 )  # fmt: skip
 TEXT_FIELDS = ("text", "hard_text")
+SPLIT_KINDS = ("ambiguous", "balanced", "all")
 _MAX_REPORTED = 20
 
 
@@ -54,22 +55,22 @@ class _Rows:
         text = next((record[f] for f in TEXT_FIELDS if f in record), None)
         profession, gender = record.get("profession"), record.get("gender")
         if not isinstance(text, str) or not text.strip():
-            return self._problem(line, f"no text (a non-empty string in field {' or '.join(TEXT_FIELDS)})")
+            return self.problem(line, f"no text (a non-empty string in field {' or '.join(TEXT_FIELDS)})")
         if isinstance(profession, int) and not isinstance(profession, bool):
             if not 0 <= profession < len(self.professions):
-                return self._problem(
+                return self.problem(
                     line, f"profession index {profession} outside 0..{len(self.professions) - 1}"
                 )
             profession = self.professions[profession]
         if not isinstance(profession, str) or not profession.strip():
-            return self._problem(line, f"profession {profession!r} is not a name or an integer index")
+            return self.problem(line, f"profession {profession!r} is not a name or an integer index")
         if isinstance(gender, int) and not isinstance(gender, bool) and gender in (0, 1):
             gender = GENDERS[gender]
         if gender not in GENDERS:
-            return self._problem(line, f"gender {gender!r} is not one of {GENDERS} or 0 / 1 (0 = male)")
+            return self.problem(line, f"gender {gender!r} is not one of {GENDERS} or 0 / 1 (0 = male)")
         self.bios.append(Bio(f"{self.source}:{line}", text.strip(), profession.strip().lower(), gender))
 
-    def _problem(self, line: int, message: str) -> None:
+    def problem(self, line: int, message: str) -> None:
         self.problems.append(f"{self.unit} {line}: {message}")
 
     def result(self) -> list[Bio]:
@@ -110,17 +111,7 @@ def read_bios(path: str | Path) -> list[Bio]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise DataFormatError(f"{path}: not UTF-8 text ({err})") from err
-    for line, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as err:
-            rows._problem(line, f"invalid JSON ({err.msg} at column {err.colno})")
-            continue
-        if not isinstance(record, dict):
-            rows._problem(line, f"expected a JSON object, found {type(record).__name__}")
-            continue
+    for line, record in json_objects(lines, rows, ()):  # bad JSON / non-objects become problems
         rows.add(line, record)
     return rows.result()
 
@@ -244,12 +235,13 @@ def select_cells(
     """The bios of the professions in ``ambiguous`` (profession -> the gender it is paired with), as
 
     * ``ambiguous``: only the paired cells (profession determines gender), all of their bios;
-    * ``balanced``: every profession × gender cell cut to the smallest cell's size (a seeded sample).
+    * ``balanced``: every profession × gender cell cut to the smallest cell's size (a seeded sample);
+    * ``all``: every bio of those professions (e.g. to train an SAE on).
 
     Order is kept. A cell that is empty is an error naming it.
     """
-    if kind not in ("ambiguous", "balanced"):
-        raise ConfigError(f"split kind must be 'ambiguous' or 'balanced', got {kind!r}")
+    if kind not in SPLIT_KINDS:
+        raise ConfigError(f"split kind must be one of {SPLIT_KINDS}, got {kind!r}")
     cells = (
         [(p, g) for p, g in ambiguous.items()]
         if kind == "ambiguous"
@@ -267,6 +259,6 @@ def select_cells(
     rng = random.Random(seed)
     keep: set[int] = set()
     for cell in cells:
-        chosen = by_cell[cell] if kind == "ambiguous" else rng.sample(by_cell[cell], size)
+        chosen = rng.sample(by_cell[cell], size) if kind == "balanced" else by_cell[cell]
         keep.update(chosen)
     return [bio for i, bio in enumerate(bios) if i in keep]

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from debiaslit.data.bias_in_bios import (
     GENDERS,
+    SPLIT_KINDS,
     Bio,
     cell_counts,
     generate_bios,
@@ -68,7 +69,8 @@ class BiasInBiosDataModule(pl.LightningDataModule):
     split), ``hub`` (``LabHC/bias_in_bios``: train / dev / test) or a local ``.jsonl`` / ``.parquet``
     path; a path holding ``{split}`` names one file per split (``train``, ``val``, ``test``), any other
     is split by ``val_fraction`` / ``test_fraction`` (a seeded hash of the row ids). ``train_split``:
-    ``ambiguous`` (SHIFT: gender predicts profession perfectly) or ``balanced``; val and test are always
+    ``ambiguous`` (SHIFT: gender predicts profession perfectly), ``balanced`` or ``all`` (every bio of the
+    professions, e.g. to train an SAE); val and test are always
     balanced (every profession × gender cell cut to the smallest one). Bios of other professions are left
     out and their count printed. Samplers follow :mod:`debiaslit.data.samplers` (DDP ≡ 1 process).
     """
@@ -95,8 +97,8 @@ class BiasInBiosDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.ambiguous must map at least two professions to a gender in {GENDERS}, got {ambiguous}"
             )
-        if train_split not in ("ambiguous", "balanced"):
-            raise ConfigError(f"data.train_split must be 'ambiguous' or 'balanced', got {train_split!r}")
+        if train_split not in SPLIT_KINDS:
+            raise ConfigError(f"data.train_split must be one of {SPLIT_KINDS}, got {train_split!r}")
         self.save_hyperparameters()
         self.ambiguous = ambiguous
         self.professions: list[str] = list(ambiguous)

@@ -72,12 +72,17 @@ def _check_layout(
     if extra:
         raise DataFormatError(f"{source}: unexpected key {extra[0]!r} (expected keys: {', '.join(layout)})")
     first = next(key for key, dims in layout.items() if len(dims) == 2)
-    sizes = dict(zip(layout[first], tensors[first].shape, strict=False)) if tensors[first].dim() == 2 else {}
+    if tensors[first].dim() != 2:
+        raise DataFormatError(
+            f"{source}: key {first!r} has shape {list(tensors[first].shape)}, expected a matrix "
+            f"[{' x '.join(layout[first])}]"
+        )
+    sizes = dict(zip(layout[first], tensors[first].shape, strict=True))
     for key, dims in layout.items():
         shape = tuple(tensors[key].shape)
         expected = tuple(sizes.get(dim, -1) for dim in dims)
         if shape != expected:
-            names = " x ".join(f"{dim}={sizes.get(dim, '?')}" for dim in dims) or "a scalar"
+            names = " x ".join(f"{dim}={sizes[dim]}" for dim in dims) or "a scalar"
             raise DataFormatError(f"{source}: key {key!r} has shape {list(shape)}, expected [{names}]")
         if not tensors[key].is_floating_point() and key != "k":
             raise DataFormatError(

@@ -88,8 +88,10 @@ EXEMPT = {
     LMAnalysis: "analysis only (nothing to train or predict): validate is checked by "
     "test_lm_analysis_validates_on_tiny_gpt2",
     SAEEraserMethod: "no class probabilities per evaluation set to predict (its evaluation is the "
-    "erasure table); fit, DDP ≡ 1 process and validate --ckpt_path: tests/integration/test_sae_eraser_run.py",
-    SAETrainer: "trains an SAE, not a task model (nothing to predict): tests/integration/test_sae_trainer.py",
+    "erasure table); DDP ≡ 1 process: tests/integration/test_sae_eraser_run.py; checkpoint round trip "
+    "and validate from it: tests/unit/methods/test_sae_eraser_method.py",
+    SAETrainer: "trains SAEs, not a classifier (no results table, nothing to predict): its logged fidelity, "
+    "checkpoint round trip and DDP equivalence are checked in tests/integration/test_sae_trainer.py",
 }
 
 

@@ -50,6 +50,10 @@ TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 SAES_FOLDER = "saes"
 
 
+class _AllRead(Exception):
+    """Raised by the last residual hook to end a forward whose remaining blocks are not needed."""
+
+
 def site_name(layer: int | str) -> str:
     """``resid_<layer>`` or ``embed``: the key of a site's SAE, metrics and output folder."""
     return EMBED if layer in (-1, EMBED) else f"resid_{layer}"
@@ -122,7 +126,6 @@ class SAETrainer(pl.LightningModule):
         for name, sae in self.saes.items():
             self.register_buffer(f"fired_{name}", torch.zeros(sae.d_sae, dtype=torch.long))
         self.register_buffer("b_dec_initialised", torch.tensor(False))
-        self.strict_loading = False  # checkpoints hold the SAEs only: the backbone is frozen and reloaded
         self._last_rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._val: dict[str, Any] = {}
         self.fidelity: dict[str, dict[str, float]] = {}
@@ -139,15 +142,24 @@ class SAETrainer(pl.LightningModule):
 
     @torch.no_grad()
     def residuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Residual rows of every real token at each site: ``{site: [tokens, hidden]}``."""
+        """Residual rows of every real token at each site: ``{site: [tokens, hidden]}``. The forward
+        stops once the deepest site is read (the blocks above it do not run)."""
         captured: dict[str, torch.Tensor] = {}
         mask = batch["attention_mask"].bool()
 
         def keep(name: str):
-            return lambda x: captured.__setitem__(name, x[mask].float())
+            def read(x: torch.Tensor) -> None:
+                captured[name] = x[mask].float()
+                if len(captured) == len(self.layers):
+                    raise _AllRead
 
-        with splice(self.model, {layer: keep(site_name(layer)) for layer in self.layers}):
-            self.model(**self._inputs(batch))
+            return read
+
+        try:
+            with splice(self.model, {layer: keep(site_name(layer)) for layer in self.layers}):
+                self.model(**self._inputs(batch))
+        except _AllRead:
+            pass
         return captured
 
     def _global_count(self, n: int) -> torch.Tensor:
@@ -329,7 +341,14 @@ class SAETrainer(pl.LightningModule):
         for key in [k for k in state if k.startswith("model.")]:
             del state[key]
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The backbone's weights come from ``backbone`` itself, so loading stays strict for the SAEs."""
+        checkpoint["state_dict"].update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+
     def on_train_end(self) -> None:
+        """Rank 0 writes the SAEs (nothing under ``fast_dev_run``, as every run output)."""
+        if self.trainer.fast_dev_run:
+            return
         folder = Path(self.hparams.save_dir) if self.hparams.save_dir else run_dir(self.trainer)
         if folder is None or not self.trainer.is_global_zero:
             return

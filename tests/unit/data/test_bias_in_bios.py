@@ -106,6 +106,9 @@ def test_select_cells():
     counts = cell_counts(balanced)
     assert len(counts) == 4 and len(set(counts.values())) == 1 and counts[("nurse", "male")] == 7
     assert [b.uid for b in balanced] == [b.uid for b in bios if b in set(balanced)]  # order kept
+    assert [b.uid for b in select_cells(bios, pairing, "all")] == [
+        b.uid for b in bios if b.profession in pairing
+    ]
     with pytest.raises(DataFormatError, match="no bios for .*'teacher'"):
         select_cells(bios, {"teacher": "male", "nurse": "female"}, "balanced", where="bios")
     with pytest.raises(ConfigError, match="split kind"):

@@ -178,6 +178,10 @@ def _bad_ae(folder: Path, change) -> Path:
         (lambda s: s.__setitem__("encoder.bias", torch.zeros(4)), "key 'encoder.bias' has shape \\[4\\]"),
         (lambda s: s.__setitem__("decoder.weight", torch.zeros(3, 2)), "key 'decoder.weight' has shape"),
         (lambda s: s.pop("encoder.bias"), "missing key 'encoder.bias'"),
+        (
+            lambda s: s.__setitem__("encoder.weight", torch.zeros(6)),
+            "key 'encoder.weight' has shape \\[6\\], expected a matrix",
+        ),
         (lambda s: s.__setitem__("extra", torch.zeros(1)), "unexpected key 'extra'"),
         (lambda s: s.__setitem__("state_dict", {"a": torch.zeros(1)}), "key 'state_dict' holds a dict"),
         (lambda s: s.__setitem__("obj", _NotATensor()), "refused to unpickle"),
