@@ -6,6 +6,7 @@ from debiaslit.methods.lm_analysis import LMAnalysis
 from debiaslit.methods.masks import MaskMethod
 from debiaslit.methods.mlm_head import MLMHeadFit
 from debiaslit.methods.pcgu import PCGUMethod
+from debiaslit.methods.sae_eraser import SAEEraserMethod
 from debiaslit.methods.sae_training import SAETrainer
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "MLMHeadFit",
     "MaskMethod",
     "PCGUMethod",
+    "SAEEraserMethod",
     "SAETrainer",
 ]

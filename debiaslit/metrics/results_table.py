@@ -149,3 +149,31 @@ def hans_figure(result: EvalResult, title: str) -> Any:
     fig.colorbar(image, ax=ax, label="accuracy")
     fig.tight_layout()
     return fig
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def comparison_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """A markdown table with one line per row dict (e.g. a method against its baselines)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_comparison(rows: list[dict[str, Any]], columns: tuple[str, ...], out_dir: Path, stem: str) -> str:
+    """Write ``<stem>.csv`` and ``<stem>.md`` under ``out_dir``; returns the markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({c: "" if row.get(c) is None else row.get(c) for c in columns} for row in rows)
+    write_text_atomic(out_dir / f"{stem}.csv", buffer.getvalue())
+    table = comparison_markdown(rows, columns)
+    write_text_atomic(out_dir / f"{stem}.md", table + "\n")
+    return table

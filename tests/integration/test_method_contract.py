@@ -28,6 +28,7 @@ from debiaslit.methods import (
     MaskMethod,
     MLMHeadFit,
     PCGUMethod,
+    SAEEraserMethod,
     SAETrainer,
 )
 from debiaslit.methods.masks import load_masks
@@ -88,6 +89,9 @@ EXEMPT = {
     ClassifierModule: "base class of the classifier methods, not a method",
     LMAnalysis: "analysis only (nothing to train or predict): validate is checked by "
     "test_lm_analysis_validates_on_tiny_gpt2",
+    SAEEraserMethod: "no class probabilities per evaluation set to predict (its evaluation is the "
+    "erasure table); DDP ≡ 1 process: tests/integration/test_sae_eraser_run.py; checkpoint round trip "
+    "and validate from it: tests/unit/methods/test_sae_eraser_method.py",
     SAETrainer: "trains SAEs, not a classifier (no results table, nothing to predict): its logged fidelity, "
     "checkpoint round trip and DDP equivalence are checked in tests/integration/test_sae_trainer.py",
     MLMHeadFit: "fits the offline MLM head (no evaluator of its own): checked by tests/unit/methods/"
