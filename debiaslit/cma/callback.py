@@ -38,7 +38,8 @@ class NIECallback(Callback):
 
     Args:
         every_n_epochs: run after every N-th training epoch (always in ``validate``).
-        estimator: ``attribution`` (first order, every unit, ~3 forward-equivalents), ``exact`` (every
+        estimator: a screen (``attribution``: first order, every unit, ~2 forward-equivalents; ``atp_qk``:
+            + AtP*'s QK fix; ``atp_star``: + GradDrop; ``ig``: integrated gradients), ``exact`` (every
             unit, batched) or ``hybrid`` (the ``screen`` for every unit, then exact effects for its top
             ``verify_top_k`` and a random sample of ``verify_random`` other units per site, seeded by
             ``seed``; the per-site ranking quality goes to ``summary.json`` and TensorBoard).

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from debiaslit.cma.attribution import attribution_effects
+from debiaslit.cma.attribution import atp_qk_effects, atp_star_effects, attribution_effects, ig_effects
 from debiaslit.cma.effects import EffectSums, ratio_effect
 from debiaslit.cma.exact import exact_effects
 from debiaslit.cma.probe import Probe
@@ -19,8 +19,14 @@ from debiaslit.cma.ranking import NO_EFFECT, RANKED, noise_floor, verification_u
 from debiaslit.cma.setup import Intervention, MediationSetup
 from debiaslit.errors import ConfigError
 
-#: Screens estimate every unit at once; ``exact`` patches every unit; ``hybrid`` screens, then verifies.
-SCREENS = {"attribution": attribution_effects}
+#: Screens estimate every unit at once (attribution; + AtP*'s QK fix; + GradDrop; integrated gradients);
+#: ``exact`` patches every unit; ``hybrid`` screens, then verifies.
+SCREENS = {
+    "attribution": attribution_effects,
+    "atp_qk": atp_qk_effects,
+    "atp_star": atp_star_effects,
+    "ig": ig_effects,
+}
 ESTIMATORS = (*SCREENS, "exact", "hybrid")
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
