@@ -65,7 +65,7 @@ def site_quality(
     k = k_values[0]
     outside = torch.ones(n, dtype=torch.bool)
     outside[_top(screen, 3 * k)] = False
-    missed = float(exact[outside].max()) if bool(outside.any()) else float("-inf")
+    missed = float(exact[outside].max()) if bool(outside.any()) else float("nan")  # nothing left out
     out["max_missed_effect"] = missed
     out["max_missed_vs_top"] = missed / float(exact.max()) if float(exact.max()) > 0 else float("nan")
     return out
