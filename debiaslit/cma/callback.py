@@ -23,8 +23,9 @@ from debiaslit.backbones.components import COMPONENTS, ComponentMap
 from debiaslit.cma.effects import make_measure
 from debiaslit.cma.mediators import check_position, mediators_for
 from debiaslit.cma.probe import NLIProbe, Probe, shard
+from debiaslit.cma.ranking import RANKED, sites_markdown
 from debiaslit.cma.report import heatmap_figure, layer_curve, layer_curves_figure, split_key, write_report
-from debiaslit.cma.run import ESTIMATORS, AnalysisResult, analyse
+from debiaslit.cma.run import ESTIMATORS, SCREENS, AnalysisResult, UnitEffects, analyse
 from debiaslit.cma.setup import Intervention, MediationSetup
 from debiaslit.data.schema import NLI_LABELS
 from debiaslit.errors import ConfigError
@@ -37,8 +38,12 @@ class NIECallback(Callback):
 
     Args:
         every_n_epochs: run after every N-th training epoch (always in ``validate``).
-        estimator: ``attribution`` (first order, every unit, ~3 forward-equivalents), ``exact`` (every
-            unit, batched) or ``hybrid`` (attribution, then exact for the top ``verify_top_k`` per site).
+        estimator: a screen (``attribution``: first order, every unit, ~2 forward-equivalents; ``atp_qk``:
+            + AtP*'s QK fix; ``atp_star``: + GradDrop; ``ig``: integrated gradients), ``exact`` (every
+            unit, batched) or ``hybrid`` (the ``screen`` for every unit, then exact effects for its top
+            ``verify_top_k`` and a random sample of ``verify_random`` other units per site, seeded by
+            ``seed``; the per-site ranking quality goes to ``summary.json`` and TensorBoard).
+        screen: the hybrid's first pass (see :data:`debiaslit.cma.run.SCREENS`).
         components: among Q, K, V, AO, I, O, resid, head.
         layers: layer indices (all when null).
         position: ``cls``, ``last``, ``word`` (the substituted word), ``all`` or a token index.
@@ -67,6 +72,9 @@ class NIECallback(Callback):
         batch_size: int = 32,
         max_rows: int = 512,
         verify_top_k: int = 16,
+        verify_random: int = 16,
+        screen: str = "attribution",
+        seed: int = 0,
         top_units: int = 20,
     ) -> None:
         if every_n_epochs < 1:
@@ -84,12 +92,10 @@ class NIECallback(Callback):
         self.components = list(components or COMPONENTS)
         self.layers, self.position, self.top_percent = layers, position, top_percent
         self.probe_spec = probe if probe is not None else NLIProbe()
-        self.batch_size, self.max_rows, self.verify_top_k, self.n_top = (
-            batch_size,
-            max_rows,
-            verify_top_k,
-            top_units,
-        )
+        if screen not in SCREENS:
+            raise ConfigError(f"NIECallback.screen {screen!r} is unknown; valid: {', '.join(SCREENS)}")
+        self.batch_size, self.max_rows, self.n_top = batch_size, max_rows, top_units
+        self.verify = dict(verify_top_k=verify_top_k, verify_random=verify_random, screen=screen, seed=seed)
         self._probe: Probe | None = None
 
     # ------------------------------------------------------------------------------------- probe
@@ -148,7 +154,7 @@ class NIECallback(Callback):
             result = analyse(
                 setup, probe, self.intervention, self.estimator, rows=shard(len(probe), rank, world),
                 reference_rows=shard(n_ref, rank, world), batch_size=self.batch_size,
-                verify_top_k=self.verify_top_k, reduce=reduce,
+                reduce=reduce, **self.verify,
             )  # fmt: skip
         finally:
             model.train(was_training)
@@ -156,27 +162,28 @@ class NIECallback(Callback):
 
     # ----------------------------------------------------------------------------------- output
     def _report(self, trainer: pl.Trainer, result: AnalysisResult, out_dir: Path | None) -> None:
-        """Log the curves; write the tables and figures to ``out_dir`` unless it is None (fast_dev_run)."""
-        main = result.estimate if result.estimate is not None else result.exact
-        main_name = "attribution" if result.estimate is not None else "exact"
-        rows = _rows(main.nie(), main.mean_log(), None, main_name, main.count)
-        if self.estimator == "hybrid":
-            rows += _rows(
-                result.exact.nie(), result.exact.mean_log(), result.verified, "exact", result.exact.count
-            )
-        curve = layer_curve(main.nie(), self.top_percent)
+        """Log the curves; write the tables and figures to ``out_dir`` unless it is None (fast_dev_run).
+
+        Curves, heatmap, histograms and neurons.csv use the exact value of every unit that has one.
+        """
+        effects = result.effects()
+        nie = {key: e.nie for key, e in effects.items()}
+        rows = _rows(effects, result.screen, result.count)
+        curve = layer_curve(nie, self.top_percent)
         step = trainer.global_step
         scalars = {f"nie/{k}": v for k, v in curve.items()}
         if result.total_effect is not None:
             scalars["cma/total_effect"] = result.total_effect
-        if self.estimator == "hybrid":
-            scalars["cma/spearman_attribution_vs_exact"] = result.spearman
+        ranked = [row for row in result.sites.values() if row["status"] == RANKED and "spearman" in row]
+        for name, column in (("spearman", "spearman"), ("recall", "recall_k_in_top_3k")):
+            values = [row[column] for row in ranked if row[column] == row[column]]
+            if values:  # the worst site: a pooled figure would hide it
+                scalars[f"cma/site_{name}_min"] = min(values)
         summary = {
             "epoch": trainer.current_epoch, "global_step": step, "estimator": self.estimator,
-            "intervention": self.intervention.kind, "position": self.position, "effect": self.measure.name,
-            "top_percent": self.top_percent, "n_examples": main.count, "total_effect": result.total_effect,
-            "spearman": result.spearman, "spearman_by_component": result.spearman_by_component,
-            "probe": self.probe(trainer).summary,
+            "screen": result.screen, "intervention": self.intervention.kind, "position": self.position,
+            "effect": self.measure.name, "top_percent": self.top_percent, "n_examples": result.count,
+            "total_effect": result.total_effect, "sites": result.sites, "probe": self.probe(trainer).summary,
         }  # fmt: skip
         title = f"NIE top {self.top_percent:g}% mean, epoch {trainer.current_epoch}"
         if out_dir is not None:
@@ -184,6 +191,11 @@ class NIECallback(Callback):
             save_png(layer_curves_figure(curve, title), out_dir / "layers.png")
             save_png(heatmap_figure(curve, title), out_dir / "heatmap.png")
             print(f"[debiaslit] cma epoch {trainer.current_epoch}: wrote {out_dir}", flush=True)
+        if self.estimator == "hybrid":
+            rank_zero_info(
+                f"[debiaslit] cma ranking per site (epoch {trainer.current_epoch}):\n"
+                + sites_markdown(result.sites)
+            )
         logger = trainer.logger
         if logger is None:
             return
@@ -191,27 +203,25 @@ class NIECallback(Callback):
         experiment = getattr(logger, "experiment", None)
         if hasattr(experiment, "add_figure"):
             experiment.add_figure("nie/heatmap", heatmap_figure(curve, title), step)
+            if result.sites and self.estimator == "hybrid":
+                experiment.add_text("cma/sites", sites_markdown(result.sites), step)
             by_component: dict[str, list[torch.Tensor]] = {}
-            for key, values in main.nie().items():
+            for key, values in nie.items():
                 by_component.setdefault(split_key(key)[0], []).append(values)
             for component, values in by_component.items():
                 experiment.add_histogram(f"nie_hist/{component}", torch.cat(values), step)
 
 
-def _rows(
-    nie: dict[str, torch.Tensor],
-    log_nie: dict[str, torch.Tensor],
-    units: dict[str, torch.Tensor] | None,
-    estimator: str,
-    n: int,
-) -> list[dict[str, Any]]:
+def _rows(effects: dict[str, UnitEffects], screen: str | None, n: int) -> list[dict[str, Any]]:
+    """One neurons.csv row per unit: the exact value where computed, else the screen's estimate."""
     rows = []
-    for key, values in nie.items():
+    for key, e in effects.items():
         component, layer = split_key(key)
-        index = units[key].tolist() if units is not None else range(values.numel())
-        for j, unit in enumerate(index):
+        for unit in range(e.nie.numel()):
+            exact = bool(e.exact[unit])
             rows.append(
-                dict(component=component, layer=layer, index=unit, effect=float(values[j]),
-                     log_effect=float(log_nie[key][j]), estimator=estimator, n_examples=n)
+                dict(component=component, layer=layer, index=unit, effect=float(e.nie[unit]),
+                     log_effect=float(e.log[unit]), estimator="exact" if exact else screen, n_examples=n,
+                     exact=int(exact), estimate="" if e.estimate is None else float(e.estimate[unit]))
             )  # fmt: skip
     return rows

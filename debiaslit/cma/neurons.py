@@ -20,8 +20,12 @@ from debiaslit.backbones.components import COMPONENTS, ComponentMap
 from debiaslit.errors import ConfigError, DataFormatError
 from debiaslit.utils.files import atomic_path
 
-#: Columns of neurons.csv as written; the reader needs REQUIRED_COLUMNS only.
-NEURON_COLUMNS = ("component", "layer", "index", "effect", "log_effect", "estimator", "n_examples")
+#: Columns of neurons.csv as written (one row per unit): ``effect`` is exact wherever an exact value was
+#: computed (``exact`` = 1, ``estimator`` = exact), else the screen's estimate; ``estimate`` is the screen's
+#: value of every unit (empty in exact-only runs). The reader needs REQUIRED_COLUMNS only.
+NEURON_COLUMNS = (
+    "component", "layer", "index", "effect", "log_effect", "estimator", "n_examples", "exact", "estimate"
+)  # fmt: skip
 REQUIRED_COLUMNS = ("component", "layer", "index", "effect", "estimator", "n_examples")
 GRANULARITIES = ("weight", "row")
 
@@ -79,14 +83,15 @@ def select_units(
     """(component, layer) → sorted unit indices of the top ``top_percent`` % units by effect.
 
     Largest effect first (the CMA module's top-p % convention), ranked among the rows of the given
-    components and layers only. A file with several estimators needs ``estimator``. Errors name
-    ``<option>.init_args.<name>``.
+    components and layers only. A file with one row per unit (an ``exact`` column: the exact value wherever
+    one was computed, else the estimate) is ranked as it is; an older file with several estimators' rows
+    for the same units needs ``estimator``. Errors name ``<option>.init_args.<name>``.
     """
     if not 0.0 < top_percent <= 100.0:
         raise ConfigError(f"{option}.init_args.top_percent must lie in (0, 100], got {top_percent}")
     rows = read_neurons(path)
     estimators = sorted({r["estimator"] for r in rows})
-    if estimator is None and len(estimators) > 1:
+    if estimator is None and len(estimators) > 1 and "exact" not in rows[0]:
         raise ConfigError(
             f"{path} holds estimators {estimators}; choose one with {option}.init_args.estimator"
         )

@@ -32,7 +32,7 @@ def write_report(
     summary: dict[str, Any],
     n_top: int = 20,
 ) -> None:
-    """Write neurons.csv (one row per unit and estimator), layers.csv, top_units.md and summary.json."""
+    """Write neurons.csv (one row per unit), layers.csv, top_units.md and summary.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_neurons(out_dir / "neurons.csv", rows)
     with atomic_path(out_dir / "layers.csv") as tmp, tmp.open("w", newline="") as f:
@@ -44,23 +44,19 @@ def write_report(
             component, layer = split_key(key)
             effects = [r["effect"] for r in rows if r["component"] == component and r["layer"] == layer]
             writer.writerow([component, layer, value, max(effects), sum(effects) / len(effects)])
-    units: dict[tuple, dict[str, float]] = {}
-    for r in rows:
-        units.setdefault((r["component"], r["layer"], r["index"]), {})[r["estimator"]] = r["effect"]
-    estimators = list(dict.fromkeys(r["estimator"] for r in rows))
+    ranked = sorted(rows, key=lambda r: r["effect"], reverse=True)[:n_top]
 
-    def best(effects: dict[str, float]) -> float:  # the exact value where one was computed
-        return effects.get("exact", next(iter(effects.values())))
-
-    ranked = sorted(units.items(), key=lambda kv: best(kv[1]), reverse=True)[:n_top]
-
-    def cells(effects: dict[str, float]) -> str:
-        return " | ".join(f"{effects[e]:.4g}" if e in effects else "" for e in estimators)
+    def estimate(row: dict[str, Any]) -> str:
+        return "" if row.get("estimate", "") == "" else f"{row['estimate']:.4g}"
 
     lines = [
-        f"| rank | component | layer | unit | {' | '.join(estimators)} |",
-        "|---:|---|---:|---:|" + "---:|" * len(estimators),
-        *(f"| {i + 1} | {c} | {layer} | {u} | {cells(e)} |" for i, ((c, layer, u), e) in enumerate(ranked)),
+        "| rank | component | layer | unit | effect | exact | screen estimate |",
+        "|---:|---|---:|---:|---:|---|---:|",
+        *(
+            f"| {i + 1} | {r['component']} | {r['layer']} | {r['index']} | {r['effect']:.4g} | "
+            f"{'yes' if r.get('exact', 1) else 'no'} | {estimate(r)} |"
+            for i, r in enumerate(ranked)
+        ),
     ]
     for name, text in (
         ("top_units.md", "\n".join(lines)),

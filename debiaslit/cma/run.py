@@ -11,15 +11,23 @@ from dataclasses import dataclass, field
 
 import torch
 
-from debiaslit.cma.attribution import attribution_effects
+from debiaslit.cma.attribution import atp_qk_effects, atp_star_effects, attribution_effects, ig_effects
 from debiaslit.cma.effects import EffectSums, ratio_effect
 from debiaslit.cma.exact import exact_effects
 from debiaslit.cma.probe import Probe
-from debiaslit.cma.selection import compare, top_units
+from debiaslit.cma.ranking import NO_EFFECT, RANKED, noise_floor, verification_units, verified_quality
 from debiaslit.cma.setup import Intervention, MediationSetup
 from debiaslit.errors import ConfigError
 
-ESTIMATORS = ("attribution", "exact", "hybrid")
+#: Screens estimate every unit at once (attribution; + AtP*'s QK fix; + GradDrop; integrated gradients);
+#: ``exact`` patches every unit; ``hybrid`` screens, then verifies.
+SCREENS = {
+    "attribution": attribution_effects,
+    "atp_qk": atp_qk_effects,
+    "atp_star": atp_star_effects,
+    "ig": ig_effects,
+}
+ESTIMATORS = (*SCREENS, "exact", "hybrid")
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -41,15 +49,53 @@ def _reduce_dicts(dicts: Sequence[dict[str, torch.Tensor]], reduce: Reduce) -> N
 
 
 @dataclass
+class UnitEffects:
+    """One site's effects as used downstream: exact where computed, else the screen's estimate."""
+
+    nie: torch.Tensor  # [n_units]
+    log: torch.Tensor  # [n_units]: mean log ratio
+    exact: torch.Tensor  # [n_units] bool: the value is exact
+    estimate: torch.Tensor | None  # [n_units]: the screen's NIE (None for exact-only runs)
+
+
+@dataclass
 class AnalysisResult:
-    """Estimates (``attribution``) and/or exact effects; for hybrid, the verified units and Spearman."""
+    """Screen estimates and/or exact effects; for hybrid, the verified units and the per-site table.
+
+    ``exact`` holds, for hybrid runs, the effects of the units ``verified[key]`` (sorted) in that order.
+    ``sites`` maps a mediator key to its ranking-quality row (:mod:`debiaslit.cma.ranking`).
+    """
 
     estimate: EffectSums | None = None
     exact: EffectSums | None = None
     verified: dict[str, torch.Tensor] = field(default_factory=dict)
-    spearman: float = float("nan")
-    spearman_by_component: dict[str, float] = field(default_factory=dict)
+    verified_top: dict[str, torch.Tensor] = field(default_factory=dict)
+    sites: dict[str, dict] = field(default_factory=dict)
     total_effect: float | None = None
+    screen: str | None = None
+
+    @property
+    def count(self) -> int:
+        return (self.estimate if self.estimate is not None else self.exact).count
+
+    def effects(self) -> dict[str, UnitEffects]:
+        """Per site: exact values wherever they exist, the screen's estimate elsewhere."""
+        if self.estimate is None:
+            return {
+                k: UnitEffects(v, self.exact.mean_log()[k], torch.ones(v.numel(), dtype=torch.bool), None)
+                for k, v in self.exact.nie().items()
+            }
+        est_nie, est_log = self.estimate.nie(), self.estimate.mean_log()
+        ex_nie, ex_log = (self.exact.nie(), self.exact.mean_log()) if self.exact is not None else ({}, {})
+        out = {}
+        for key, estimate in est_nie.items():
+            nie, log = estimate.clone(), est_log[key].clone()
+            exact = torch.zeros(nie.numel(), dtype=torch.bool)
+            units = self.verified.get(key)
+            if units is not None and key in ex_nie:
+                nie[units], log[units], exact[units] = ex_nie[key], ex_log[key], True
+            out[key] = UnitEffects(nie, log, exact, estimate)
+        return out
 
 
 def analyse(
@@ -61,17 +107,29 @@ def analyse(
     reference_rows: Sequence[int] | None = None,
     batch_size: int = 32,
     verify_top_k: int = 16,
+    verify_random: int = 16,
+    screen: str = "attribution",
+    seed: int = 0,
     reduce: Reduce = _no_reduce,
 ) -> AnalysisResult:
     """NIE of every unit of ``setup.mediators`` over the probe ``rows`` (all by default).
 
-    ``estimator``: ``attribution`` (first order, every unit), ``exact`` (every unit, batched) or
-    ``hybrid`` (attribution for every unit, exact for the top ``verify_top_k`` of each mediator).
+    ``estimator``: a screen (``attribution``: first order, every unit), ``exact`` (every unit, batched)
+    or ``hybrid``: the ``screen`` for every unit, then exact effects for its top ``verify_top_k`` and a
+    uniform random sample of ``verify_random`` other units of each site (seeded by ``seed``), so that
+    units the screen ranked too low can show up; ``sites`` reports per site how well it ranked them.
     Every process must call this with its own disjoint ``rows`` (and ``reference_rows``); the
     result is identical on all of them.
     """
     if estimator not in ESTIMATORS:
         raise ConfigError(f"unknown cma estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
+    if screen not in SCREENS:
+        raise ConfigError(f"unknown cma screen {screen!r}; valid: {', '.join(SCREENS)}")
+    if verify_top_k < 1 or verify_random < 0:
+        raise ConfigError(
+            f"cma verify_top_k must be >= 1 and verify_random >= 0, got {verify_top_k} and {verify_random}"
+        )
+    screen_fn = SCREENS[estimator if estimator in SCREENS else screen]
     rows = list(range(len(probe))) if rows is None else list(rows)
     reference = None
     if intervention.kind in ("reference", "mean"):
@@ -99,14 +157,14 @@ def analyse(
 
     result = AnalysisResult()
     te = {"sum": torch.zeros((), dtype=torch.float64), "n": torch.zeros((), dtype=torch.float64)}
-    estimate = EffectSums() if estimator in ("attribution", "hybrid") else None
+    estimate = EffectSums() if estimator != "exact" else None
     exact = EffectSums() if estimator == "exact" else None
     for batch, clean, targets, m_null, m_cf in prepared():
         if m_cf is not None:
             te["sum"] = te["sum"] + ratio_effect(m_cf - m_null).double().sum().cpu()
         te["n"] = te["n"] + m_null.shape[0]
         if estimate is not None:
-            estimate = estimate.merge(attribution_effects(setup, batch, targets))
+            estimate = estimate.merge(screen_fn(setup, batch, targets))
         if exact is not None:
             exact = exact.merge(exact_effects(setup, batch, targets(clean)))
     every_unit = {m.key: setup.n_units(m) for m in setup.mediators}
@@ -117,15 +175,51 @@ def analyse(
     if probe.counterfactual is not None:
         result.total_effect = float(te["sum"] / te["n"])
     result.estimate, result.exact = estimate, exact
+    result.screen = None if estimator == "exact" else (estimator if estimator in SCREENS else screen)
+    if estimator == "exact":
+        floor = noise_floor(exact.nie())
+        result.sites = {
+            k: {
+                "status": NO_EFFECT if float(v.abs().max()) <= floor else RANKED,
+                "max_exact": float(v.abs().max()),
+            }
+            for k, v in exact.nie().items()
+        }
     if estimator == "hybrid":
-        result.verified = top_units(estimate.nie(), verify_top_k)
-        verified = EffectSums()
-        for batch, clean, targets, _, _ in prepared():
-            verified = verified.merge(exact_effects(setup, batch, targets(clean), units=result.verified))
-        _finish(verified, {k: len(v) for k, v in result.verified.items()}, reduce)
-        result.exact = verified
-        result.spearman, result.spearman_by_component = compare(estimate, verified, result.verified)
+        _verify(result, setup, prepared, verify_top_k, verify_random, seed, reduce)
     return result
+
+
+def _verify(
+    result: AnalysisResult,
+    setup: MediationSetup,
+    prepared,
+    top_k: int,
+    n_random: int,
+    seed: int,
+    reduce: Reduce,
+) -> None:
+    """Exact effects of each site's top screen units plus a random sample, and the per-site table."""
+    generator = torch.Generator().manual_seed(seed)  # the same draw on every process
+    screen_nie = result.estimate.nie()
+    samples = {}
+    for mediator in setup.mediators:
+        key = mediator.key
+        result.verified_top[key], samples[key] = verification_units(
+            screen_nie[key], top_k, n_random, generator
+        )
+        result.verified[key] = torch.cat([result.verified_top[key], samples[key]]).sort().values
+    verified = EffectSums()
+    for batch, clean, targets, _, _ in prepared():
+        verified = verified.merge(exact_effects(setup, batch, targets(clean), units=result.verified))
+    _finish(verified, {k: len(v) for k, v in result.verified.items()}, reduce)
+    result.exact = verified
+    exact_nie = verified.nie()
+    floor = noise_floor(exact_nie)
+    result.sites = {
+        key: verified_quality(screen_nie[key], result.verified_top[key], samples[key], exact_nie[key], floor)
+        for key in result.verified
+    }
 
 
 def _finish(sums: EffectSums, sizes: dict[str, int], reduce: Reduce) -> None:

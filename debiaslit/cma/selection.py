@@ -1,14 +1,13 @@
-"""Aggregation and selection: top-p % per layer, hybrid rank-then-verify, NIE-all / NIE-sum, top-k, greedy."""
+"""Aggregation and selection: top-p % per layer, Spearman, NIE-all / NIE-sum, top-k, greedy."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
-from debiaslit.cma.effects import EffectSums, ratio_effect
+from debiaslit.cma.effects import ratio_effect
 from debiaslit.cma.exact import ExactRunner
 from debiaslit.cma.mediators import Mediator
 from debiaslit.errors import ConfigError
@@ -38,43 +37,6 @@ def average_ranks(x: torch.Tensor) -> torch.Tensor:
     _, inverse, counts = torch.unique(x, sorted=True, return_inverse=True, return_counts=True)
     last = counts.cumsum(0).double()  # rank of the last member of each distinct value
     return (last - (counts.double() - 1) / 2)[inverse]
-
-
-@dataclass
-class HybridResult:
-    """Exact effects of the verified units next to their estimates, and the rank agreement."""
-
-    units: dict[str, torch.Tensor]  # verified unit indices per mediator key
-    estimate: EffectSums
-    exact: EffectSums
-    spearman: float
-    spearman_by_component: dict[str, float]
-
-
-def top_units(estimate: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
-    """The ``k`` units with the largest estimate per mediator key (ranking in log space is the same)."""
-    return {key: v.topk(min(k, v.numel())).indices.sort().values for key, v in estimate.items()}
-
-
-def compare(
-    estimate: EffectSums, exact: EffectSums, units: dict[str, torch.Tensor]
-) -> tuple[float, dict[str, float]]:
-    """Spearman of estimate vs exact NIE over the verified units: overall and per component."""
-    est, ex = estimate.nie(), exact.nie()
-    pairs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-    for key, idx in units.items():
-        if key in ex:
-            pairs.setdefault(key.split("/")[0], []).append((est[key][idx], ex[key]))
-    by_comp = {
-        c: spearman(torch.cat([a for a, _ in p]), torch.cat([b for _, b in p])) for c, p in pairs.items()
-    }
-    every = [x for p in pairs.values() for x in p]
-    overall = (
-        spearman(torch.cat([a for a, _ in every]), torch.cat([b for _, b in every]))
-        if every
-        else float("nan")
-    )
-    return overall, by_comp
 
 
 def nie_all_vs_sum(runner: ExactRunner, unit_set: dict[Mediator, torch.Tensor]) -> dict[str, float]:

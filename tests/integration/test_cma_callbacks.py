@@ -37,8 +37,11 @@ def test_fit_logs_nie_curves_and_writes_tables(tmp_path: Path, monkeypatch: pyte
         assert {"component", "layer", "index", "effect", "estimator", "n_examples"} <= set(rows[0])
         assert {r["estimator"] for r in rows} == {"attribution", "exact"}
         assert {r["n_examples"] for r in rows} == {"15"}
-        # 2 layers x (Q, K, V, AO, O: 32 units; I: 37; head: 4) first-order rows
-        assert sum(r["estimator"] == "attribution" for r in rows) == 2 * (5 * 32 + 37 + 4)
+        # one row per unit: 2 layers x (Q, K, V, AO, O: 32 units; I: 37; head: 4)
+        assert len(rows) == 2 * (5 * 32 + 37 + 4)
+        # exact for the top 4 + 4 random units per site (every head): the value downstream uses
+        assert sum(r["exact"] == "1" for r in rows) == 2 * (6 * 8 + 4)
+        assert all((r["exact"] == "1") == (r["estimator"] == "exact") and r["estimate"] for r in rows)
         layers = _read(out / "layers.csv")
         assert len(layers) == 2 * 7
         assert (out / "top_units.md").read_text().startswith("| rank |")
@@ -46,20 +49,20 @@ def test_fit_logs_nie_curves_and_writes_tables(tmp_path: Path, monkeypatch: pyte
     # the last epoch's attribution effects equal a direct analysis of the trained model
     callback = next(c for c in cli.trainer.callbacks if type(c).__name__ == "NIECallback")
     result = callback.compute(cli.trainer, cli.model)
-    direct = result.estimate.nie()
+    estimate, exact = result.estimate.nie(), result.exact.nie()
     for row in _read(log_dir / "cma" / "epoch_1" / "neurons.csv"):
-        if row["estimator"] == "attribution":
-            key = f"{row['component']}/layer_{row['layer']}"
-            assert float(row["effect"]) == pytest.approx(
-                float(direct[key][int(row["index"])]), rel=1e-5, abs=1e-12
-            )
+        key, unit = f"{row['component']}/layer_{row['layer']}", int(row["index"])
+        assert float(row["estimate"]) == pytest.approx(float(estimate[key][unit]), rel=1e-5, abs=1e-12)
+        if row["exact"] == "1":  # exact values come from the verification pass, in sorted unit order
+            j = result.verified[key].tolist().index(unit)
+            assert float(row["effect"]) == pytest.approx(float(exact[key][j]), rel=1e-5, abs=1e-12)
 
     acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
     acc.Reload()
     tags = acc.Tags()
     steps = [e.step for e in acc.Scalars("nie/I/layer_1")]
     assert steps == [8, 16]  # 64 pairs / batch 8 = 8 steps per epoch; no sanity-check entry
-    assert "train/loss" in tags["scalars"] and "cma/spearman_attribution_vs_exact" in tags["scalars"]
+    assert "train/loss" in tags["scalars"] and "cma/site_recall_min" in tags["scalars"]
     assert {f"nie/{c}/layer_{i}" for c in ("Q", "K", "V", "AO", "I", "O", "head") for i in (0, 1)} <= set(
         tags["scalars"]
     )
@@ -71,6 +74,11 @@ def test_fit_logs_nie_curves_and_writes_tables(tmp_path: Path, monkeypatch: pyte
     assert acc.Scalars("nie/I/layer_1")[-1].value == pytest.approx(curve[("I", "1")], rel=1e-5)
     assert "nie/heatmap" in tags["images"] and "nie_hist/I" in tags["histograms"]
     assert summary["probe"]["n_probe"] == 15 and summary["global_step"] == 16
+    # the per-site ranking table: every site verified, layer-0 [CLS] Q/K/V identical for every input
+    sites = summary["sites"]
+    assert len(sites) == 14 and {sites[f"{c}/layer_0"]["status"] for c in "QKV"} == {"no effect"}
+    assert all(sites[f"{c}/layer_{i}"]["status"] == "ranked" for c in ("AO", "O", "head") for i in (0, 1))
+    assert "cma/sites/text_summary" in tags["tensors"]
 
 
 @pytest.mark.slow
@@ -123,4 +131,5 @@ def test_validate_gpt2_professions(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for item, alt in zip(probe_set.items, probe_set.counterfactual, strict=True):
         diff = [i for i, (a, b) in enumerate(zip(item["input_ids"], alt["input_ids"], strict=True)) if a != b]
         assert diff == [item["positions"]]
-    assert summary["spearman"] == summary["spearman"]  # a number, not nan
+    assert set(summary["sites"]) == {f"{c}/layer_{i}" for c in ("O", "head") for i in (0, 1)}
+    assert all(row["status"] in ("ranked", "no effect") for row in summary["sites"].values())

@@ -41,31 +41,11 @@ def lm_batches(tok) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
 
 def naive_deltas(model, measure, batch, mediator: Mediator, positions, target, units=None) -> torch.Tensor:
     """One full forward per unit with a hook that sets that unit (at ``positions``) to ``target``."""
-    cmap = ComponentMap.for_model(model)
-    site = mediator.site(cmap)
-    with torch.no_grad():
-        m0 = measure.log_y(logits_of(model(**model_inputs(batch))), batch)
-    n_units = mediator.n_units(cmap)
-    out = []
-    for unit in range(n_units) if units is None else units:
-
-        def hook(act: torch.Tensor, unit: int = unit) -> torch.Tensor:
-            new = act.clone()
-            group = act.shape[-1] // n_units
-            for i in range(act.shape[0]):
-                for p_idx, p in enumerate(positions[i].tolist()):
-                    dims = slice(unit * group, (unit + 1) * group)
-                    new[i, p, dims] = target[i, p_idx, dims]
-            return new
-
-        handle = site.register_hook(model, hook)
-        try:
-            with torch.no_grad():
-                m = measure.log_y(logits_of(model(**model_inputs(batch))), batch)
-        finally:
-            handle.remove()
-        out.append(m - m0)
-    return torch.stack(out)
+    n_units = mediator.n_units(ComponentMap.for_model(model))
+    chosen = range(n_units) if units is None else units
+    return torch.stack(
+        [naive_joint(model, measure, batch, {mediator: ([unit], target)}, positions) for unit in chosen]
+    )
 
 
 def clean_values(model, batch, mediator: Mediator, positions) -> torch.Tensor:
@@ -76,3 +56,30 @@ def clean_values(model, batch, mediator: Mediator, positions) -> torch.Tensor:
         model(**model_inputs(batch))
     handle.remove()
     return gather_positions(store["a"], positions)
+
+
+def naive_joint(model, measure, batch, patches, positions) -> torch.Tensor:
+    """Per-example Δ of one full forward with every {mediator: (units, target [N, P, D])} set at once."""
+    cmap = ComponentMap.for_model(model)
+    with torch.no_grad():
+        m0 = measure.log_y(logits_of(model(**model_inputs(batch))), batch)
+    handles = []
+    for mediator, (units, target) in patches.items():
+        n_units = mediator.n_units(cmap)
+
+        def hook(act: torch.Tensor, units=units, target=target, n_units=n_units) -> torch.Tensor:
+            new, group = act.clone(), act.shape[-1] // n_units
+            for i in range(act.shape[0]):
+                for p_idx, p in enumerate(positions[i].tolist()):
+                    for unit in units:
+                        dims = slice(unit * group, (unit + 1) * group)
+                        new[i, p, dims] = target[i, p_idx, dims]
+            return new
+
+        handles.append(mediator.site(cmap).register_hook(model, hook))
+    try:
+        with torch.no_grad():
+            return measure.log_y(logits_of(model(**model_inputs(batch))), batch) - m0
+    finally:
+        for handle in handles:
+            handle.remove()
