@@ -43,8 +43,10 @@ def naive_deltas(model, measure, batch, mediator: Mediator, positions, target, u
     """One full forward per unit with a hook that sets that unit (at ``positions``) to ``target``."""
     n_units = mediator.n_units(ComponentMap.for_model(model))
     chosen = range(n_units) if units is None else units
+    with torch.no_grad():
+        m0 = measure.log_y(logits_of(model(**model_inputs(batch))), batch)
     return torch.stack(
-        [naive_joint(model, measure, batch, {mediator: ([unit], target)}, positions) for unit in chosen]
+        [naive_joint(model, measure, batch, {mediator: ([unit], target)}, positions, m0) for unit in chosen]
     )
 
 
@@ -58,11 +60,13 @@ def clean_values(model, batch, mediator: Mediator, positions) -> torch.Tensor:
     return gather_positions(store["a"], positions)
 
 
-def naive_joint(model, measure, batch, patches, positions) -> torch.Tensor:
-    """Per-example Δ of one full forward with every {mediator: (units, target [N, P, D])} set at once."""
+def naive_joint(model, measure, batch, patches, positions, m0=None) -> torch.Tensor:
+    """Per-example Δ of one full forward with every {mediator: (units, target [N, P, D])} set at once
+    (against ``m0``, the unpatched log y, computed when not given)."""
     cmap = ComponentMap.for_model(model)
-    with torch.no_grad():
-        m0 = measure.log_y(logits_of(model(**model_inputs(batch))), batch)
+    if m0 is None:
+        with torch.no_grad():
+            m0 = measure.log_y(logits_of(model(**model_inputs(batch))), batch)
     handles = []
     for mediator, (units, target) in patches.items():
         n_units = mediator.n_units(cmap)

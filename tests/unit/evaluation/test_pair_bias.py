@@ -110,7 +110,8 @@ def test_evaluator_equals_a_hand_calculation(tmp_path: Path, name: str) -> None:
     results = tmp_path / "run" / "version_0" / "results"
     hand = Hand(module.model, name)
     gaps = []
-    for round_ in range(2):
+    # before/after (flips, lm_loss_change) do not depend on the LM kind: checked on the cheap causal one
+    for round_ in range(2 if name == "tiny-gpt2" else 1):
         if round_:  # a weight change between "before" and "after"
             with torch.no_grad(), torch.random.fork_rng():
                 torch.manual_seed(1)
