@@ -4,5 +4,6 @@ from debiaslit.methods.base import BackboneModule, ClassifierModule
 from debiaslit.methods.erm import ERM
 from debiaslit.methods.lm_analysis import LMAnalysis
 from debiaslit.methods.masks import MaskMethod
+from debiaslit.methods.unit_scaling import UnitScaling
 
-__all__ = ["BackboneModule", "ClassifierModule", "ERM", "LMAnalysis", "MaskMethod"]
+__all__ = ["BackboneModule", "ClassifierModule", "ERM", "LMAnalysis", "MaskMethod", "UnitScaling"]

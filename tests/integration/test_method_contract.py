@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import debiaslit.methods
-from debiaslit.methods import ERM, BackboneModule, ClassifierModule, LMAnalysis, MaskMethod
+from debiaslit.methods import ERM, BackboneModule, ClassifierModule, LMAnalysis, MaskMethod, UnitScaling
 from debiaslit.methods.masks import load_masks
 from tests.conftest import REPO_ROOT, debiaslit_command, run_debiaslit, run_together, shared_path
 from tests.integration.final_state import FILE as FINAL_STATE
@@ -79,6 +79,8 @@ EXEMPT = {
     ClassifierModule: "base class of the classifier methods, not a method",
     LMAnalysis: "analysis only (nothing to train or predict): validate is checked by "
     "test_lm_analysis_validates_on_tiny_gpt2",
+    UnitScaling: "inference only (nothing to fit): hooks vs hand-edited weights in "
+    "tests/unit/methods/test_unit_scaling.py, validate on 2 processes vs 1 in test_ddp_new_debias.py",
 }
 
 
