@@ -34,9 +34,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
         outputs = dict(zip(commands, logs, strict=True))
         unit = {"component": "I", "estimator": "exact", "n_examples": 8}
         rows = [  # an arbitrary "CMA result": effect falls with the unit index
-            {**unit, "layer": layer, "index": i, "effect": -i}
-            for layer in (0, 1)
-            for i in range(37)
+            {**unit, "layer": layer, "index": i, "effect": -i} for layer in (0, 1) for i in range(37)
         ]
         write_neurons(workdir / "neurons.csv", rows)
         ckpt = workdir / "checkpoints" / "experts_1" / "version_0" / "last.ckpt"
