@@ -41,6 +41,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 MNLI = "mnli/mnli_development_set_number_of_correct_responses.txt"
 SETS = ("heldout", "high", "low", "hard", "hans_non_entailment", "hans_entailment")
+ORDER = [
+    "PoE",
+    "experts (overlap LR) + PoE",
+    "self-debias + PoE",
+    "JTT",
+    "reweight",
+    "learned-mixin+H",
+    "conf-reg",
+    "masks (PoE) on ERM, top-NIE units",
+    "masks (PoE) on ERM",
+    "experts (MiniLM) + PoE",
+]
 OVERLAP_BIAS = {"class_path": "HansFeaturesBias", "init_args": {"lr_classes": "binary", "folds": 5}}
 
 
@@ -131,17 +143,24 @@ def base_config(data: dict[str, Any], args: argparse.Namespace, seed: int, name:
     }
 
 
-def with_loss(loss: dict[str, Any], bias: dict[str, Any] | None = OVERLAP_BIAS) -> Callable[[dict], None]:
+def with_loss(
+    loss: dict[str, Any], bias: dict[str, Any] | None = OVERLAP_BIAS, teacher: str | None = None
+) -> Callable[[dict], None]:
     def edit(config: dict[str, Any]) -> None:
         config["model"]["init_args"]["loss"] = loss
         if bias is not None:
             config["data"]["init_args"]["bias"] = bias
+        if teacher is not None:
+            config["data"]["init_args"]["teacher"] = {
+                "class_path": "CheckpointBias",
+                "init_args": {"path": teacher},
+            }
 
     return edit
 
 
 def trained_methods(
-    args: argparse.Namespace,
+    args: argparse.Namespace, erm: dict[str, str]
 ) -> dict[str, list[tuple[dict[str, Any], Callable[[dict], None]]]]:
     """Method -> grid of (hyper-parameters, config edit), each trained after ERM with the same budget."""
     experts_size = 300 if args.quick else 2000
@@ -152,9 +171,11 @@ def trained_methods(
         "learned-mixin+H": [
             ({}, with_loss({"class_path": "LearnedMixin", "init_args": {"entropy_weight": 0.03}}))
         ],
-        "conf-reg": [
-            ({}, with_loss({"class_path": "ConfidenceRegularization"}))
-        ],  # + teacher, see run_method
+        "conf-reg": [({}, with_loss({"class_path": "ConfidenceRegularization"}, teacher=erm["ckpt"]))],
+        "masks (PoE) on ERM": [({}, with_masks({"class_path": "AllUnits"}, erm))],
+        "masks (PoE) on ERM, top-NIE units": [
+            ({}, with_masks({"class_path": "TopCMAUnits", "init_args": {"top_percent": 5.0}}, erm))
+        ],
         "experts (overlap LR) + PoE": [
             (
                 {},
@@ -292,7 +313,7 @@ def evaluate(cli: Any, data: dict[str, Any], args: argparse.Namespace) -> tuple[
 
 def erm_and_post_hoc(data: dict, args: argparse.Namespace, seed: int, workdir: Path) -> dict[str, dict]:
     """ERM (with a CMA run of the final model and its checkpoint), then what needs only the ERM model:
-    TIE, unit scaling, masks on the ERM model, and confidence regularisation's teacher."""
+    TIE and unit scaling; its checkpoint and neurons.csv go to the masks and conf-reg's teacher."""
     import torch
 
     from debiaslit.backbones.components import ComponentMap
@@ -366,61 +387,59 @@ def erm_and_post_hoc(data: dict, args: argparse.Namespace, seed: int, workdir: P
             best = {"scores": s, "params": {"alpha": alpha, "top_percent": top}, "bias": {}}
     results["CMA unit scaling"] = best
 
-    # masks on the ERM model (Meissner et al.): all units, and only the top-NIE units' weight rows
-    for label, units in (
-        ("masks (PoE) on ERM", {"class_path": "AllUnits"}),
-        (
-            "masks (PoE) on ERM, top-NIE units",
-            {"class_path": "TopCMAUnits", "init_args": {"neurons_csv": str(neurons), "top_percent": 5.0}},
-        ),
-    ):
-        mask = base_config(data, args, seed, f"{label.split()[0]}_{len(results)}_s{seed}")
-        mask["model"] = {
+    results["_erm"] = {"ckpt": str(ckpt), "neurons": str(neurons)}
+    return results
+
+
+def with_masks(units: dict[str, Any], erm: dict[str, str]) -> Callable[[dict], None]:
+    """Debiasing masks (Meissner et al. 2022) trained with PoE on the ERM model's weights."""
+
+    def edit(config: dict[str, Any]) -> None:
+        spec = dict(units)
+        if spec["class_path"] == "TopCMAUnits":
+            spec["init_args"] = {**spec["init_args"], "neurons_csv": erm["neurons"]}
+        config["model"] = {
             "class_path": "MaskMethod",
             "init_args": {
                 "backbone": "minilm-l6",
-                "init_weights_from": str(ckpt),
-                "units": units,
+                "init_weights_from": erm["ckpt"],
+                "units": spec,
                 "lr": 5e-3,
                 "weight_decay": 0.0,
                 "warmup_ratio": 0.0,
                 "loss": {"class_path": "ProductOfExperts"},
             },
         }
-        mask["data"]["init_args"]["bias"] = OVERLAP_BIAS
-        mask_cli = fit(mask, workdir)
-        results[label] = {
-            "scores": evaluate(mask_cli, data, args)[0],
-            "params": {},
-            "bias": bias_quality(mask_cli.datamodule),
-        }
-    results["_teacher"] = {"path": str(ckpt)}
-    return results
+        config["data"]["init_args"]["bias"] = OVERLAP_BIAS
+
+    return edit
 
 
-def run_seed(data: dict, args: argparse.Namespace, seed: int, workdir: Path, only: set[str] | None) -> dict:
+def run_seed(
+    data: dict, args: argparse.Namespace, seed: int, workdir: Path, done: Callable[[dict], None]
+) -> dict:
+    """One seed of every method; ``done`` gets the results so far after each method (partial reports)."""
     results = erm_and_post_hoc(data, args, seed, workdir)
-    teacher = results.pop("_teacher")["path"]
-    for method, grid in trained_methods(args).items():
-        if only and method not in only:
+    erm = results.pop("_erm")
+    done(results)
+    methods = trained_methods(args, erm)
+    for method in sorted(methods, key=ORDER.index):  # the new and the cheap first: a partial run has them
+        grid = methods[method]
+        if args.methods and method not in args.methods:
             continue
         best = None
         for params, edit in grid:
             t0 = time.time()
             config = base_config(data, args, seed, f"m{len(results)}_s{seed}")
             edit(config)
-            if method == "conf-reg":
-                config["data"]["init_args"]["teacher"] = {
-                    "class_path": "CheckpointBias",
-                    "init_args": {"path": teacher},
-                }
             cli = fit(config, workdir)
-            s, p_heldout, head = evaluate(cli, data, args)
+            s, _, head = evaluate(cli, data, args)
             row = {"scores": s, "params": params, "bias": bias_quality(cli.datamodule, head, data)}
             print(f"[bench] seed {seed} {method} {params}: {s} ({time.time() - t0:.0f} s)", flush=True)
             if best is None or s["heldout"] > best["scores"]["heldout"]:
                 best = row
         results[method] = best
+        done(results)
     return results
 
 
@@ -518,17 +537,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="run seeds 0 .. N-1, the same for every method")
     parser.add_argument("--quick", action="store_true", help="small subsets, 1 epoch, short grids (minutes)")
     parser.add_argument("--epochs", type=int, default=None, help="default 2 (1 with --quick)")
-    parser.add_argument("--train-n", type=int, default=None, help="subsample the 80 %% split (quick: 800)")
-    parser.add_argument("--heldout-n", type=int, default=None, help="subsample the 20 %% split (quick: 400)")
+    parser.add_argument("--train-n", type=int, default=None, help="subsample the 80 %% split (quick: 600)")
+    parser.add_argument("--heldout-n", type=int, default=None, help="subsample the 20 %% split (quick: 300)")
     parser.add_argument(
         "--hans-n", type=int, default=None, help="HANS-style pairs per subcase (30; quick: 4)"
     )
     parser.add_argument("--max-length", type=int, default=None, help="default 128 (64 with --quick)")
-    parser.add_argument("--methods", nargs="*", default=None, help="only these trained methods (ERM always)")
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=None,
+        help="only these trained methods (ERM, TIE, unit scaling always)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
-    quick = {"epochs": 1, "train_n": 800, "heldout_n": 400, "hans_n": 4, "max_length": 64}
+    quick = {"epochs": 1, "train_n": 600, "heldout_n": 300, "hans_n": 4, "max_length": 64}
     full = {"epochs": 2, "train_n": 0, "heldout_n": 0, "hans_n": 20, "max_length": 128}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -537,18 +561,34 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     start = time.time()
-    per_seed = []
+    per_seed: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
             data = prepare(args, Path(tmp))
             for seed in range(args.seeds):
-                per_seed.append(
-                    run_seed(data, args, seed, Path(tmp), set(args.methods) if args.methods else None)
-                )
+
+                def done(results: dict, seed: int = seed) -> None:
+                    write_reports([*per_seed[:seed], results], data, args, start, partial=True)
+
+                per_seed.append(run_seed(data, args, seed, Path(tmp), done))
         finally:
             os.chdir(cwd)
+    print(write_reports(per_seed, data, args, start, partial=False))
+
+
+def write_reports(
+    per_seed: list[dict], data: dict, args: argparse.Namespace, start: float, partial: bool
+) -> str:
+    """JSON + markdown + PNG of the methods every seed so far has; rewritten after each method, so an
+    interrupted run leaves a report marked partial."""
+    import torch
+
+    from debiaslit.utils.files import write_text_atomic
+
+    common = [m for m in per_seed[0] if all(m in r for r in per_seed)]
+    per_seed = [{m: r[m] for m in common} for r in per_seed]
     summary = summarise(per_seed)
     device = (
         torch.cuda.get_device_name()
@@ -560,13 +600,16 @@ def main() -> None:
         if args.quick
         else "full run"
     )
+    if partial:
+        kind += ", PARTIAL (interrupted or still running)"
     payload = {
         "title": (
             f"Debiasing methods on MNLI pairs, all-MiniLM-L6-v2, {kind}: {data['sizes']['train']} "
-            f"training pairs, {args.epochs} epoch(s), seeds 0..{args.seeds - 1}; accuracy in %, "
+            f"training pairs, {args.epochs} epoch(s), seeds 0..{len(per_seed) - 1}; accuracy in %, "
             "hyper-parameters chosen on held-out."
         ),
         "settings": {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()},
+        "partial": partial,
         "sizes": data["sizes"],
         "per_seed": per_seed,
         "summary": summary,
@@ -576,11 +619,11 @@ def main() -> None:
     }
     stem = "debias_mnli_quick" if args.quick else "debias_mnli"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=float))
+    write_text_atomic(args.out / f"{stem}.json", json.dumps(payload, indent=2, default=float))
     table = markdown(summary, per_seed, payload)
-    (args.out / f"{stem}.md").write_text(table + "\n")
+    write_text_atomic(args.out / f"{stem}.md", table + "\n")
     plot(summary, args.out / f"{stem}.png", payload["title"])
-    print(table)
+    return table
 
 
 if __name__ == "__main__":
