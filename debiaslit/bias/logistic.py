@@ -48,8 +48,11 @@ class LogisticRegression:
         self.weight, self.bias = weight.detach(), bias.detach()
         return self
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight is None:
-            raise RuntimeError("LogisticRegression.predict_proba before fit")
+            raise RuntimeError("LogisticRegression used before fit")
         z = (torch.as_tensor(x, dtype=torch.float64) - self.mean) / self.std
-        return torch.softmax(z @ self.weight + self.bias, dim=-1)
+        return z @ self.weight + self.bias
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=-1)

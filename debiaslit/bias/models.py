@@ -9,6 +9,7 @@ from typing import Protocol
 import torch
 
 from debiaslit.backbones.checkpoint_file import backbone_weights, read_checkpoint
+from debiaslit.bias.experts import one_vs_rest_loss, one_vs_rest_poe
 from debiaslit.bias.features import hans_features
 from debiaslit.bias.logistic import LogisticRegression
 from debiaslit.data.schema import NLI_LABELS, NLIExample
@@ -26,12 +27,16 @@ class HansFeatureModel:
     """Hand-crafted HANS features + logistic regression (Clark et al. 2019).
 
     ``binary``: entailment vs non-entailment, expanded to 3 classes as ``[p_ent, p_non/2, p_non/2]``
-    (Clark's expansion); ``three_way``: a 3-class LR.
+    (Clark's expansion); ``three_way``: a 3-class LR; ``one_vs_rest``: bias experts, one balanced binary
+    LR per class combined by :func:`~debiaslit.bias.experts.one_vs_rest_poe`.
     """
 
     def __init__(self, classes: str = "binary", c: float = 100.0) -> None:
         self.binary = classes == "binary"
-        self.lr = LogisticRegression(2 if self.binary else len(NLI_LABELS), c=c, balanced=True)
+        self.experts = classes == "one_vs_rest"
+        n_lr = len(NLI_LABELS) if self.experts else 1
+        n_classes = 2 if self.binary or self.experts else len(NLI_LABELS)
+        self.lrs = [LogisticRegression(n_classes, c=c, balanced=True) for _ in range(n_lr)]
 
     @staticmethod
     def features(examples: Sequence[NLIExample]) -> torch.Tensor:
@@ -39,12 +44,19 @@ class HansFeatureModel:
 
     def fit(self, examples: Sequence[NLIExample]) -> None:
         labels = torch.tensor([NLI_LABELS.index(e.label) for e in examples])
-        if self.binary:
-            labels = (labels != ENTAILMENT).long()
-        self.lr.fit(self.features(examples), labels)
+        x = self.features(examples)
+        if self.experts:
+            for k, lr in enumerate(self.lrs):
+                lr.fit(x, (labels == k).long())
+            return
+        self.lrs[0].fit(x, (labels != ENTAILMENT).long() if self.binary else labels)
 
     def predict(self, examples: Sequence[NLIExample]) -> torch.Tensor:
-        probs = self.lr.predict_proba(self.features(examples)).float()
+        x = self.features(examples)
+        if self.experts:  # expert k's log-odds of "class k"
+            scores = torch.stack([lr.logits(x)[:, 1] - lr.logits(x)[:, 0] for lr in self.lrs], 1)
+            return one_vs_rest_poe(scores).float()
+        probs = self.lrs[0].predict_proba(x).float()
         if not self.binary:
             return probs
         out = (probs[:, 1:2] / (len(NLI_LABELS) - 1)).repeat(1, len(NLI_LABELS))
@@ -55,8 +67,10 @@ class HansFeatureModel:
 class BackboneBiasModel:
     """A transformer fine-tuned briefly with a plain loop (hypothesis-only, shallow model or teacher).
 
-    ``inputs``: ``pair`` (premise + hypothesis) or ``hypothesis`` (hypothesis only). Fresh weights are
-    loaded for every ``fit``, so cross-fitted folds never share a model.
+    ``inputs``: ``pair`` (premise + hypothesis) or ``hypothesis`` (hypothesis only). ``head``:
+    ``softmax`` (cross-entropy) or ``one_vs_rest`` (bias experts: one binary loss per class, predictions
+    combined by :func:`~debiaslit.bias.experts.one_vs_rest_poe`). Fresh weights are loaded for every
+    ``fit``, so cross-fitted folds never share a model.
     """
 
     def __init__(
@@ -68,8 +82,9 @@ class BackboneBiasModel:
         batch_size: int = 32,
         max_length: int = 128,
         seed: int = 0,
+        head: str = "softmax",
     ) -> None:
-        self.backbone, self.inputs = backbone, inputs
+        self.backbone, self.inputs, self.head = backbone, inputs, head
         self.epochs, self.lr, self.batch_size, self.max_length, self.seed = (
             epochs,
             lr,
@@ -105,18 +120,28 @@ class BackboneBiasModel:
                 for start in range(0, len(order), self.batch_size):
                     idx = order[start : start + self.batch_size]
                     batch = self._encode([examples[i] for i in idx])
-                    loss = self.model(**batch, labels=labels[torch.tensor(idx, device=self.device)]).loss
+                    logits = self.model(**batch).logits
+                    gold = labels[torch.tensor(idx, device=self.device)]
+                    loss = self.objective(logits, gold)
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
         self.model.eval()
+
+    def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.head == "one_vs_rest":
+            return one_vs_rest_loss(logits.float(), labels)
+        return torch.nn.functional.cross_entropy(logits, labels)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return one_vs_rest_poe(logits.float()) if self.head == "one_vs_rest" else logits.softmax(-1)
 
     @torch.no_grad()
     def predict(self, examples: Sequence[NLIExample]) -> torch.Tensor:
         if self.model is None:
             raise RuntimeError("BackboneBiasModel.predict before fit")
         chunks = [
-            self.model(**self._encode(examples[s : s + 128])).logits.softmax(-1)
+            self.probabilities(self.model(**self._encode(examples[s : s + 128])).logits)
             for s in range(0, len(examples), 128)
         ]
         return torch.cat(chunks).float().cpu()

@@ -22,7 +22,7 @@ from debiaslit.data.schema import NLI_LABELS, NLIExample
 from debiaslit.errors import ConfigError, DataFormatError
 
 TRAIN = "train"
-LR_CLASSES = ("binary", "three_way")
+LR_CLASSES = ("binary", "three_way", "one_vs_rest")
 #: Probabilities per split name (``train`` and evaluation sets), and whether ``train`` is out of sample.
 Predictions = tuple[dict[str, torch.Tensor], bool | None]
 
@@ -126,8 +126,9 @@ class TrainedBias(BiasModelSpec):
 class HansFeaturesBias(TrainedBias):
     """Clark et al.'s hand-crafted HANS features + logistic regression.
 
-    ``lr_classes: binary`` = entailment vs non-entailment expanded to 3 classes, as Clark; or
-    ``three_way``. ``lr_c``: inverse L2 strength, with balanced class weights.
+    ``lr_classes: binary`` = entailment vs non-entailment expanded to 3 classes, as Clark; ``three_way``;
+    or ``one_vs_rest`` (bias experts, Jeon et al. 2023: one binary LR per class, combined by PoE).
+    ``lr_c``: inverse L2 strength, with balanced class weights.
     """
 
     def __init__(
@@ -162,6 +163,7 @@ class FinetunedBias(TrainedBias):
     """
 
     inputs = "pair"
+    head = "softmax"
 
     def __init__(
         self,
@@ -202,6 +204,7 @@ class FinetunedBias(TrainedBias):
             batch_size=self.batch_size,
             max_length=self.max_length,
             seed=self.seed,
+            head=self.head,
         )
 
 
@@ -209,6 +212,15 @@ class HypothesisOnlyBias(FinetunedBias):
     """The same fine-tuning on hypotheses alone (the hypothesis-only bias model)."""
 
     inputs = "hypothesis"
+
+
+class BiasExpertsBias(FinetunedBias):
+    """Bias experts (Jeon et al. 2023): the backbone fine-tuned with one class-balanced binary loss per
+    class (one-vs-rest heads), the experts' outputs combined by a product of experts
+    (:func:`debiaslit.bias.experts.one_vs_rest_poe`). ``train_size: 2000`` makes them shallow, as
+    Utama et al.'s model; cross-fitted like every trained bias model."""
+
+    head = "one_vs_rest"
 
 
 class CheckpointBias(BiasModelSpec):

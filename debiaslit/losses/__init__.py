@@ -13,8 +13,11 @@ from debiaslit.losses.bias_aware import (
     LearnedMixin,
     ProductOfExperts,
     Reweight,
+    UpweightErrors,
+    WeightedCrossEntropy,
     anneal_probs,
 )
+from debiaslit.losses.self_debias import SelfDebias
 
 __all__ = [
     "BiasAwareLoss",
@@ -24,5 +27,8 @@ __all__ = [
     "LearnedMixin",
     "ProductOfExperts",
     "Reweight",
+    "SelfDebias",
+    "UpweightErrors",
+    "WeightedCrossEntropy",
     "anneal_probs",
 ]

@@ -15,8 +15,10 @@ class ClassificationLoss(nn.Module):
     """
 
     #: Batch keys this loss needs besides ``labels`` (checked before every step). ``features`` is
-    #: special: the method then passes the pooled last hidden state of the same forward pass.
+    #: special: the method then passes the pooled hidden state ``feature_layer`` of the same forward pass.
     requires: tuple[str, ...] = ()
+    #: Which hidden state ``features`` pools (``-1``: the last layer; self-debiasing reads a shallow one).
+    feature_layer: int = -1
 
     def bind_backbone(self, hidden_size: int) -> None:
         """Called once by the method with the backbone's hidden size (losses with parameters sized

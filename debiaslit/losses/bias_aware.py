@@ -1,5 +1,5 @@
-"""The bias-aware loss family (METHODS.md §4.3): reweighting, product of experts, learned-mixin(+H),
-confidence regularisation, with optional annealing of the bias probabilities.
+"""The bias-aware loss family (METHODS.md §4.3): reweighting, error-set upweighting, product of experts,
+learned-mixin(+H), confidence regularisation, with optional annealing of the bias probabilities.
 
 Every loss reads the frozen bias model's probabilities from ``batch["bias_probs"]`` ([B, K], label
 order ``NLI_LABELS``, no gradient) and, for confidence regularisation, the teacher's from
@@ -69,34 +69,26 @@ class BiasAwareLoss(ClassificationLoss):
         return anneal_probs(probs, self.theta) if anneal and self.theta != 1.0 else probs
 
 
-class Reweight(BiasAwareLoss):
-    """Example reweighting (Clark et al. 2019 "Reweight"): ``w_i = 1 − p_b,i(y_i)``,
-    ``L = Σ_i w_i·CE_i / Σ_i w_i``.
+class WeightedCrossEntropy(BiasAwareLoss):
+    """``Σ_i w_i·CE_i / Σ_i w_i`` with per-example weights from the bias model (:meth:`weights`).
 
     Args:
         norm: ``global`` divides by the weight sum of the *global* batch (all-reduced across DDP
             ranks, no gradient; each rank's loss is scaled by the world size so that DDP's gradient
             average equals the full-batch gradient): the objective then does not depend on the
             number of processes. ``batch`` divides by each rank's local sum (the public code's form).
-        anneal: ``probs`` anneals p_b before taking the weight (the paper); ``weight`` uses
-            ``w^θ`` instead (``UKPLab/emnlp2020-debiasing-unknown``).
     """
 
-    def __init__(self, norm: str = "global", anneal_to: float = 1.0, anneal: str = "probs") -> None:
+    def __init__(self, norm: str = "global", anneal_to: float = 1.0) -> None:
         super().__init__(anneal_to)
         if norm not in REWEIGHT_NORMS:
-            raise ConfigError(f"Reweight norm must be one of {REWEIGHT_NORMS}, got '{norm}'")
-        if anneal not in ANNEAL_TARGETS:
-            raise ConfigError(f"Reweight anneal must be one of {ANNEAL_TARGETS}, got '{anneal}'")
+            raise ConfigError(f"{type(self).__name__} norm must be one of {REWEIGHT_NORMS}, got '{norm}'")
         self.norm = norm
-        self.anneal = anneal
 
     def weights(
         self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        probs = self.bias_probs(batch, logits, anneal=self.anneal == "probs")
-        w = 1.0 - gold_prob(probs, labels)
-        return w.pow(self.theta) if self.anneal == "weight" else w
+        raise NotImplementedError
 
     def forward(
         self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, torch.Tensor]
@@ -109,6 +101,50 @@ class Reweight(BiasAwareLoss):
             torch.distributed.all_reduce(total)
             scale = torch.distributed.get_world_size()
         return scale * (w * ce).sum() / total.clamp_min(MIN_PROB)
+
+
+class Reweight(WeightedCrossEntropy):
+    """Example reweighting (Clark et al. 2019 "Reweight"): ``w_i = 1 − p_b,i(y_i)``,
+    ``L = Σ_i w_i·CE_i / Σ_i w_i``.
+
+    Args:
+        norm: see :class:`WeightedCrossEntropy` (``global`` by default).
+        anneal: ``probs`` anneals p_b before taking the weight (the paper); ``weight`` uses
+            ``w^θ`` instead (``UKPLab/emnlp2020-debiasing-unknown``).
+    """
+
+    def __init__(self, norm: str = "global", anneal_to: float = 1.0, anneal: str = "probs") -> None:
+        super().__init__(norm, anneal_to)
+        if anneal not in ANNEAL_TARGETS:
+            raise ConfigError(f"Reweight anneal must be one of {ANNEAL_TARGETS}, got '{anneal}'")
+        self.anneal = anneal
+
+    def weights(
+        self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        probs = self.bias_probs(batch, logits, anneal=self.anneal == "probs")
+        w = 1.0 - gold_prob(probs, labels)
+        return w.pow(self.theta) if self.anneal == "weight" else w
+
+
+class UpweightErrors(WeightedCrossEntropy):
+    """Error-set upweighting (JTT, Liu et al. 2021): ``w_i = upweight`` where the bias model's argmax
+    is wrong, else 1; ``L = Σ_i w_i·CE_i / Σ_i w_i``. With an in-sample ERM model trained briefly as
+    the bias model (``FinetunedBias(folds: 1, epochs: 1)``) this is "train ERM, upweight what it gets
+    wrong, train again"; ``upweight`` is λ_up (Liu et al. search 6–100 on their data).
+    """
+
+    def __init__(self, upweight: float = 6.0, norm: str = "global") -> None:
+        super().__init__(norm)
+        if not upweight >= 1.0:
+            raise ConfigError(f"UpweightErrors upweight must be >= 1, got {upweight}")
+        self.upweight = upweight
+
+    def weights(
+        self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        wrong = self.bias_probs(batch, logits).argmax(-1) != labels
+        return 1.0 + (self.upweight - 1.0) * wrong.float()
 
 
 class ProductOfExperts(BiasAwareLoss):

@@ -8,6 +8,7 @@ from debiaslit.methods.mlm_head import MLMHeadFit
 from debiaslit.methods.pcgu import PCGUMethod
 from debiaslit.methods.sae_eraser import SAEEraserMethod
 from debiaslit.methods.sae_training import SAETrainer
+from debiaslit.methods.unit_scaling import UnitScaling
 
 __all__ = [
     "BackboneModule",
@@ -19,4 +20,5 @@ __all__ = [
     "PCGUMethod",
     "SAEEraserMethod",
     "SAETrainer",
+    "UnitScaling",
 ]

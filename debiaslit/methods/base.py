@@ -170,12 +170,16 @@ class ClassifierModule(BackboneModule):
             del state[key]
 
     def logits_and_features(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits, and the pooled last hidden state when the loss needs ``features`` (same forward)."""
+        """Logits, and the pooled hidden state ``loss.feature_layer`` (the last by default) when the loss
+        needs ``features`` (same forward)."""
         inputs = {k: batch[k] for k in TOKEN_FIELDS if k in batch}
         if "features" not in self.loss.requires:
             return self.model(**inputs).logits, None
         out = self.model(**inputs, output_hidden_states=True)
-        return out.logits, pooled_features(out.hidden_states[-1], batch.get("attention_mask"), self.model)
+        layer, n = self.loss.feature_layer, len(out.hidden_states)
+        if not -n <= layer < n:
+            raise ConfigError(f"model.loss layer {layer} out of range: hidden states are 0..{n - 1}")
+        return out.logits, pooled_features(out.hidden_states[layer], batch.get("attention_mask"), self.model)
 
     def training_loss(
         self, logits: torch.Tensor, batch: dict[str, torch.Tensor], features: torch.Tensor | None = None

@@ -30,6 +30,7 @@ from debiaslit.methods import (
     PCGUMethod,
     SAEEraserMethod,
     SAETrainer,
+    UnitScaling,
 )
 from debiaslit.methods.masks import load_masks
 from tests.conftest import REPO_ROOT, debiaslit_command, run_debiaslit, run_together, shared_path
@@ -99,6 +100,8 @@ EXEMPT = {
     PCGUMethod: "an LM method on gendered pairs (the cases here are NLI classifiers: probabilities per "
     "class, NLI results tables): its fit, 2-process DDP ≡ 1 process (same partitions every step) and "
     "resume ≡ uninterrupted are checked by tests/integration/test_pcgu_ddp.py and tests/unit/methods/pcgu",
+    UnitScaling: "inference only (nothing to fit): hooks vs hand-edited weights in "
+    "tests/unit/methods/test_unit_scaling.py, validate on 2 processes vs 1 in test_ddp_new_debias.py",
 }
 
 
