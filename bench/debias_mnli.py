@@ -137,6 +137,7 @@ def base_config(data: dict[str, Any], args: argparse.Namespace, seed: int, name:
                 "max_length": args.max_length,
                 "batch_size": 32,
                 "eval_batch_size": 128,
+                "group_by_length": True,  # ~2x fewer padded tokens per step on MNLI pairs
             },
         },
         "checkpoint": {"save_last": False, "save_top_k": 0},
@@ -233,9 +234,13 @@ def predict(module: Any, tokenizer: Any, examples: list, max_length: int) -> tup
 
     module.eval()
     probs, head = [], []
+    # batches of similar length (less padding), put back in the examples' order at the end
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].premise) + len(examples[i].hypothesis))
+    back = torch.empty(len(order), dtype=torch.long)
+    back[torch.tensor(order)] = torch.arange(len(order))
     with torch.no_grad():
-        for start in range(0, len(examples), 128):
-            chunk = examples[start : start + 128]
+        for start in range(0, len(order), 128):
+            chunk = [examples[i] for i in order[start : start + 128]]
             batch = tokenizer(
                 [e.premise for e in chunk],
                 [e.hypothesis for e in chunk],
@@ -249,7 +254,7 @@ def predict(module: Any, tokenizer: Any, examples: list, max_length: int) -> tup
             probs.append(logits.float().softmax(-1).cpu())
             if isinstance(module.loss, SelfDebias):
                 head.append(module.loss.bias_logits(features).softmax(-1).cpu())
-    return torch.cat(probs), (torch.cat(head) if head else None)
+    return torch.cat(probs)[back], (torch.cat(head)[back] if head else None)
 
 
 def scores(data: dict[str, Any], p_heldout: Any, p_hans: Any) -> dict[str, float]:

@@ -65,6 +65,11 @@ class EncodedNLI(Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
+    @property
+    def lengths(self) -> list[int]:
+        """Token count of every pair (what a batch pads to)."""
+        return [len(ids) for ids in self.encodings["input_ids"]]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = {k: v[i] for k, v in self.encodings.items()}
         item.update(labels=self.labels[i], groups=self.groups[i], subgroups=self.subgroups[i], index=i)

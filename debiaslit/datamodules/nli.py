@@ -39,6 +39,9 @@ class NLIDataModule(pl.LightningDataModule):
     trained on the whole training set) as ``bias_probs``; ``teacher`` attaches ``teacher_probs`` to the
     training batches (confidence regularisation). Both are computed once, on rank 0 under DDP, and cached
     by example id; the bias model's accuracy and ECE per split are printed and logged (``bias/...``).
+    ``group_by_length`` batches training pairs of similar length together (about 2× fewer tokens on
+    MNLI; the same global batches at every process count, see
+    :class:`~debiaslit.data.samplers.LengthGroupedSampler`).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class NLIDataModule(pl.LightningDataModule):
         seed: int = 0,
         bias: BiasModelSpec | None = None,
         teacher: BiasModelSpec | None = None,
+        group_by_length: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= heldout_fraction < 1.0:
@@ -182,7 +186,13 @@ class NLIDataModule(pl.LightningDataModule):
         return DataLoader(
             self.train_set,
             batch_size=self.hparams.batch_size,
-            sampler=train_sampler(self.train_set, self.trainer, self.hparams.seed),
+            sampler=train_sampler(
+                self.train_set,
+                self.trainer,
+                self.hparams.seed,
+                batch_size=self.hparams.batch_size,
+                lengths=self.train_set.lengths if self.hparams.group_by_length else None,
+            ),  # fmt: skip
             collate_fn=self._collate(),
             num_workers=self.hparams.num_workers,
         )

@@ -11,6 +11,7 @@ from torch.utils.data import DistributedSampler
 
 from debiaslit.data.collate import PadCollator
 from debiaslit.data.encoded import EncodedNLI
+from debiaslit.data.samplers import LengthGroupedSampler
 from debiaslit.data.schema import NLIExample
 from debiaslit.data.sources import HansGenerated, NLIFile, ShortcutSynthetic
 from debiaslit.datamodules import NLIDataModule
@@ -186,3 +187,47 @@ def test_hans_data_cannot_train_and_unknown_labels_are_named() -> None:
     bad = [NLIExample("u:1", "p", "h", "non-entailment"), NLIExample("u:2", "p", "h", "neutral")]
     with pytest.raises(DataFormatError, match="neutral"):
         EncodedNLI("mixed", bad, _dm_tok(), 16)
+
+
+def test_length_grouped_sampler_batches_match_across_process_counts_and_pad_less() -> None:
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 200, (203,), generator=g).tolist()
+    data, batch = list(range(len(lengths))), 4
+
+    def sampler(world: int, rank: int, epoch: int) -> list[int]:  # 1 process at 2B, 2 at B
+        size = batch * 2 // world
+        s = LengthGroupedSampler(data, lengths, size, num_replicas=world, rank=rank, seed=3, group=5)
+        s.set_epoch(epoch)
+        return list(s)
+
+    single = [sampler(1, 0, 0)]
+    ddp = [sampler(2, r, 0) for r in range(2)]
+    assert sorted(single[0]) == data  # every pair once per epoch
+    steps = len(data) // (2 * batch)
+    for step in range(steps):
+        one = single[0][2 * batch * step : 2 * batch * (step + 1)]
+        two = ddp[0][batch * step : batch * (step + 1)] + ddp[1][batch * step : batch * (step + 1)]
+        assert sorted(one) == sorted(two)
+
+    # padded tokens per global batch: well below a plain shuffle's
+    def padded(order: list[int], size: int) -> int:
+        return sum(
+            max(lengths[i] for i in order[s : s + size]) * len(order[s : s + size])
+            for s in range(0, len(order), size)
+        )
+
+    plain = list(DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=3))
+    assert padded(single[0], 2 * batch) < 0.8 * padded(plain, 2 * batch)
+    assert sampler(1, 0, 1) != single[0] and sorted(sampler(1, 0, 1)) == data  # reshuffled per epoch
+
+
+def test_group_by_length_reaches_the_training_loader() -> None:
+    dm = NLIDataModule(
+        train=ShortcutSynthetic(n=40), tokenizer="tiny-bert", batch_size=8, group_by_length=True
+    )
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader.sampler, LengthGroupedSampler)
+    assert loader.sampler.lengths == [len(x) for x in dm.train_set.encodings["input_ids"]]
+    seen = [i for b in loader for i in b["index"].tolist()]
+    assert sorted(seen) == list(range(len(dm.train_set)))
