@@ -17,6 +17,7 @@ import debiaslit.gates  # noqa: F401  (binarizers, score inits, penalties)
 import debiaslit.losses  # noqa: F401
 import debiaslit.methods  # noqa: F401
 from debiaslit.backbones.checkpoint_file import read_checkpoint
+from debiaslit.backbones.positions import check_max_length
 from debiaslit.cli.checkpoint import RunCheckpoint
 from debiaslit.cli.cleanup import RemoveFailedRun
 from debiaslit.cli.errors import HINT, TRACEBACK_ENV, format_user_error, user_error
@@ -71,6 +72,14 @@ class DebiasCLI(LightningCLI):
         if path and path not in LIGHTNING_CKPT_NAMES and not str(path).startswith("registry"):
             read_checkpoint(path, "--ckpt_path")
         super()._parse_ckpt_path()
+
+    def instantiate_classes(self) -> None:
+        """A ``data.max_length`` the backbone's position table cannot hold fails here, with the option's
+        name, instead of as an index error in the first long batch."""
+        super().instantiate_classes()
+        hparams = getattr(self.datamodule, "hparams", {})
+        if self.model is not None and "max_length" in hparams:
+            check_max_length(self.model, hparams["max_length"])
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
         """Our callbacks (LightningCLI 2.6's private hook: the one place seeing trainer options and

@@ -293,6 +293,11 @@ CASES = [
         [*ERM, "--data.init_args.bias=ProbsFileBias", "--data.init_args.bias.path=p.json"],
         "'p.json' does not exist",
     ),
+    Case(
+        "max-length-beyond-positions",
+        [*ERM, "--data.init_args.max_length=512"],
+        "data.max_length=512 exceeds the 128 positions the backbone",
+    ),
     # ------------------------------------------------------------------ the Hub, offline
     Case("offline-hub-backbone", [*ERM, "--model.init_args.backbone=org/no-such-model"], "org/no-such-model"),
     Case(
