@@ -18,6 +18,7 @@ probe batch.
     python bench/cma_speed.py                          # fine-tunes MiniLM first (≈ 1-2 min)
     python bench/cma_speed.py --quick                  # smaller everything, for development
     python bench/cma_speed.py --checkpoint path/to/last.ckpt
+    python bench/debias_mnli.py --save-erm checkpoints/bench/erm_mnli_s0.ckpt   # then --checkpoint that file
 
 Writes bench/results/cma_speed.json and .md (``--quick`` writes cma_speed_quick.*).
 """
@@ -498,7 +499,9 @@ def main() -> None:
         "load_before": load_before,
         "load_after": _load_uptime(),
         "wall_seconds": time.perf_counter() - wall,
-        "command": "python bench/cma_speed.py" + (" --quick" if args.quick else ""),
+        "command": "python bench/cma_speed.py"
+        + (" --quick" if args.quick else "")
+        + (f" --checkpoint {args.checkpoint}" if args.checkpoint else ""),
     }
     result["targets"] = {
         key: {
@@ -528,8 +531,9 @@ def _markdown(r: dict) -> str:
         else f"checkpoint {t['checkpoint']}"
     )
     lines = [
-        f"CMA speed and ranking, {r['backbone']} {trained}, held-out accuracy {t['held_out_accuracy']:.3f} "
-        f"({t['held_out_pairs']} pairs). {r['data']}: {r['probe_pairs']} probe pairs × "
+        f"CMA speed and ranking, {r['backbone']} {trained}, accuracy {t['held_out_accuracy']:.3f} on "
+        f"{t['held_out_pairs']} pairs ({'held out' if 'pairs' in t else 'maybe among its training pairs'})"
+        f". {r['data']}: {r['probe_pairs']} probe pairs × "
         f"{r['probe_tokens_padded']} tokens, HOL reference ({r['reference_pairs']} pairs), [CLS] units "
         f"set to the HOL mean, y = p(entailment). {r['machine']}. Load: before `{r['load_before']}`, after "
         f"`{r['load_after']}`. Wall {r['wall_seconds']:.0f} s. `{r['command']}`",
