@@ -20,7 +20,7 @@ probe batch.
     python bench/cma_speed.py --checkpoint path/to/last.ckpt
     python bench/debias_mnli.py --save-erm checkpoints/bench/erm_mnli_s0.ckpt   # then --checkpoint that file
 
-Writes bench/results/cma_speed.json and .md (``--quick`` writes cma_speed_quick.*).
+Writes bench/results/cma_speed.json and .md (``--quick`` writes cma_speed_quick.*, ``--tag T`` cma_speed_T.*).
 """
 
 from __future__ import annotations
@@ -222,6 +222,7 @@ def main() -> None:
     parser.add_argument("--max-rows", type=int, default=512)
     parser.add_argument("--ig-steps", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="results go to cma_speed_<tag>.{json,md}")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)"
     )
@@ -501,7 +502,8 @@ def main() -> None:
         "wall_seconds": time.perf_counter() - wall,
         "command": "python bench/cma_speed.py"
         + (" --quick" if args.quick else "")
-        + (f" --checkpoint {args.checkpoint}" if args.checkpoint else ""),
+        + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "")
+        + (f" --tag {args.tag}" if args.tag else ""),
     }
     result["targets"] = {
         key: {
@@ -511,7 +513,11 @@ def main() -> None:
         }
         for key, (op, bound) in TARGETS.items()
     }
-    suffix = ("_quick" if args.quick else "") + ("" if args.backbone == "minilm-l6" else f"_{args.backbone}")
+    suffix = (
+        ("_quick" if args.quick else "")
+        + ("" if args.backbone == "minilm-l6" else f"_{args.backbone}")
+        + (f"_{args.tag}" if args.tag else "")
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"cma_speed{suffix}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     markdown = _markdown(result)
