@@ -4,8 +4,9 @@ Runs ``configs/pcgu_quickstart.yaml`` (the MLM head fitted on frozen all-MiniLM-
 ``configs/mlm_head_minilm.yaml``) once per seed, each a real ``debiaslit fit`` subprocess, and reads
 the evaluator's results table of the last epoch (``before`` = the untouched model, measured by the
 full sanity check). The occupation split is the data seed's (fixed); the seeds change the training
-order. Target: |r| with BLS % female on the held-out Winogender occupations halved, at an LM-loss
-increase (held-out MNLI premises) of at most 5 %.
+order (``data.order_seed``). ``--workdir`` keeps the runs, and a run already finished there is read, not
+repeated (an interrupted benchmark resumes). Target: |r| with BLS % female on the held-out Winogender
+occupations halved, at an LM-loss increase (held-out MNLI premises) of at most 5 %.
 
     python bench/pcgu_effect.py --backbone models/minilm-mlm            # 3 seeds
     python bench/pcgu_effect.py --backbone models/minilm-mlm --seeds 0 --extra=--trainer.max_epochs=1
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -52,6 +55,7 @@ NEUTRAL = "mnli/mnli_development_set_number_of_correct_responses.txt"
 def _run(seed: int, backbone: str, shared: Path, workdir: Path, extra: list[str]) -> tuple[Path, float]:
     args = [
         sys.executable, "-m", "debiaslit", "fit", f"--config={CONFIG}", f"--seed_everything={seed}",
+        f"--data.init_args.order_seed={seed}",
         f"--model.init_args.backbone={backbone}", f"--trainer.logger.init_args.name=seed{seed}",
         f"--data.init_args.winogender_dir={shared / 'winogender'}",
         f"--data.init_args.winobias_dir={shared / 'winobias'}",
@@ -69,6 +73,19 @@ def _run(seed: int, backbone: str, shared: Path, workdir: Path, extra: list[str]
     if out.returncode != 0:
         raise SystemExit(f"seed {seed} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}")
     return workdir / "logs" / f"seed{seed}" / "version_0", time.perf_counter() - start
+
+
+def _finished(workdir: Path, seed: int) -> tuple[Path, float] | None:
+    """A run of ``seed`` that an earlier invocation completed in ``workdir`` (its wall time unknown: nan)."""
+    log_dir = workdir / "logs" / f"seed{seed}" / "version_0"
+    config = log_dir / "config.yaml"
+    if not config.is_file():
+        return None
+    epochs = yaml.safe_load(config.read_text())["trainer"]["max_epochs"]
+    if not (log_dir / "results" / f"val_epoch{epochs - 1:02d}_bias.csv").is_file():
+        return None
+    print(f"[pcgu_effect] seed {seed}: reusing the finished run in {log_dir}", flush=True)
+    return log_dir, math.nan
 
 
 def _last_table(log_dir: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -89,6 +106,12 @@ def main() -> None:
     parser.add_argument("--backbone", default="models/minilm-mlm")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--extra", action="append", default=[], help="further CLI options for every run")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep runs here; finished ones are reused (default: temporary)",
+    )
     cli = parser.parse_args()
     from debiaslit.utils.paths import shared_data_dir
 
@@ -96,8 +119,12 @@ def main() -> None:
     load_before = os.getloadavg()
     tables, seconds = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = cli.workdir.resolve() if cli.workdir else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for seed in cli.seeds:
-            log_dir, took = _run(seed, backbone, shared_data_dir(), Path(tmp), cli.extra)
+            log_dir, took = _finished(workdir, seed) or _run(
+                seed, backbone, shared_data_dir(), workdir, cli.extra
+            )
             tables.append(_last_table(log_dir))
             seconds.append(took)
     rows = []
@@ -147,7 +174,8 @@ def _markdown(result: dict) -> str:
         "",
         f"Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}; load average before "
         f"{m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f}; "
-        f"{statistics.mean(result['seconds_per_run']):.0f} s per run",
+        + ", ".join("reused" if math.isnan(t) else f"{t:.0f} s" for t in result["seconds_per_run"])
+        + " per run (wall)",
         "",
         "| set | figure | before | after |",
         "|---|---|---:|---:|",

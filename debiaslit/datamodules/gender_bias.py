@@ -39,6 +39,9 @@ class GenderBiasData(pl.LightningDataModule):
         train_on: Pair sources the training dataloader draws from (``[]`` for validate-only runs).
         stats, val_fraction, mismatched: As in :class:`~debiaslit.datamodules.gendered_pairs.PairDataModule`.
         mlm_probability: Share of a neutral sentence's tokens a masked LM predicts.
+        seed: Fixes the held-out occupations (and the masked positions of the neutral text).
+        order_seed: Seeds the training order only (``None``: ``seed``), so runs can differ in order
+            while evaluating the same held-out occupations.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class GenderBiasData(pl.LightningDataModule):
         batch_size: int = 16,
         eval_batch_size: int = 32,
         seed: int = 0,
+        order_seed: int | None = None,
     ) -> None:
         super().__init__()
         train_on = list(train_on or [])
@@ -129,7 +133,8 @@ class GenderBiasData(pl.LightningDataModule):
         if self.train_set is None:
             raise ConfigError("GenderBiasData: data.train_on is empty, so there is nothing to train on")
         hp = self.hparams
-        return shard_loader(self.train_set, self.trainer, hp.batch_size, self._collate, hp.seed)
+        order = hp.seed if hp.order_seed is None else hp.order_seed
+        return shard_loader(self.train_set, self.trainer, hp.batch_size, self._collate, order)
 
     def val_dataloader(self) -> list[DataLoader]:
         size = self.hparams.eval_batch_size

@@ -210,3 +210,27 @@ def test_training_pairs_from_both_sources(tmp_path: Path) -> None:
     batch = next(iter(data.train_dataloader()))
     assert sorted(batch["pair_type"].tolist()) == [0, 0, 1, 2]  # 2 of 4 occupations, 1 of 2 in WinoBias
     assert {"word_start_male", "word_end_female", "male_advantaged", "pct_female"} <= set(batch)
+
+
+def test_order_seed_changes_the_training_order_only() -> None:
+    wg = str(shared_path("winogender"))
+
+    def loaders(**seeds: int) -> tuple[list[list[int]], list]:
+        data = GenderBiasData(
+            tokenizer="tiny-gpt2", winogender_dir=wg, train_on=["winogender"], batch_size=4, **seeds
+        )
+        data.setup("fit")
+        order = [  # without the batch's padding
+            ids[mask.bool()].tolist()
+            for batch in data.train_dataloader()
+            for ids, mask in zip(batch["input_ids_male"], batch["attention_mask_male"], strict=True)
+        ]
+        held_out = [data.eval_datasets["winogender"][i]["input_ids_male"] for i in range(5)]
+        return order, held_out
+
+    default, held_default = loaders(seed=0)
+    same, held_same = loaders(seed=0, order_seed=0)
+    other, held_other = loaders(seed=0, order_seed=1)
+    assert default == same and held_default == held_same
+    assert other != default and sorted(other) == sorted(default)  # the same pairs, another order
+    assert held_other == held_default  # the same held-out occupations
