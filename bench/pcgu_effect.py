@@ -53,6 +53,10 @@ NEUTRAL = "mnli/mnli_development_set_number_of_correct_responses.txt"
 
 
 def _run(seed: int, backbone: str, shared: Path, workdir: Path, extra: list[str]) -> tuple[Path, float]:
+    if (workdir / "logs" / f"seed{seed}").exists():
+        raise SystemExit(
+            f"{workdir / 'logs' / f'seed{seed}'} holds an unfinished run of seed {seed}: remove it"
+        )
     args = [
         sys.executable, "-m", "debiaslit", "fit", f"--config={CONFIG}", f"--seed_everything={seed}",
         f"--data.init_args.order_seed={seed}",
