@@ -52,11 +52,15 @@ FIGURES = [
 NEUTRAL = "mnli/mnli_development_set_number_of_correct_responses.txt"
 
 
+def _log_dir(workdir: Path, seed: int) -> Path:
+    """The run folder of ``seed`` (its logger is named ``seed<N>``; one version per workdir)."""
+    return workdir / "logs" / f"seed{seed}" / "version_0"
+
+
 def _run(seed: int, backbone: str, shared: Path, workdir: Path, extra: list[str]) -> tuple[Path, float]:
-    if (workdir / "logs" / f"seed{seed}").exists():
-        raise SystemExit(
-            f"{workdir / 'logs' / f'seed{seed}'} holds an unfinished run of seed {seed}: remove it"
-        )
+    log_dir = _log_dir(workdir, seed)
+    if log_dir.parent.exists():
+        raise SystemExit(f"{log_dir.parent} holds an unfinished run of seed {seed}: remove it")
     args = [
         sys.executable, "-m", "debiaslit", "fit", f"--config={CONFIG}", f"--seed_everything={seed}",
         f"--data.init_args.order_seed={seed}",
@@ -76,12 +80,12 @@ def _run(seed: int, backbone: str, shared: Path, workdir: Path, extra: list[str]
     out = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"seed {seed} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}")
-    return workdir / "logs" / f"seed{seed}" / "version_0", time.perf_counter() - start
+    return log_dir, time.perf_counter() - start
 
 
 def _finished(workdir: Path, seed: int) -> tuple[Path, float] | None:
     """A run of ``seed`` that an earlier invocation completed in ``workdir`` (its wall time unknown: nan)."""
-    log_dir = workdir / "logs" / f"seed{seed}" / "version_0"
+    log_dir = _log_dir(workdir, seed)
     config = log_dir / "config.yaml"
     if not config.is_file():
         return None
