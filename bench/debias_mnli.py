@@ -19,7 +19,9 @@ LR experts on the overlap features; and backbone experts, BiasExpertsBias); end-
 JTT-style error-set upweighting; debiasing masks on the ERM model (all units, and only the top-NIE units of
 a CMA run of the ERM model); CMA-guided unit scaling of the ERM model (α × the top-NIE [CLS] units).
 
-Outputs: ``bench/results/debias_mnli{,_quick}.{json,md,png}``. Runs go to a temporary directory.
+Outputs: ``bench/results/debias_mnli{,_quick}.{json,md,png}`` and ``..._tradeoff.png`` (held-out accuracy
+against the hard subset and HANS-style non-entailment for every configuration run, the targets shaded). Runs
+go to a temporary directory.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import platform
 import random
 import statistics
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -382,7 +385,7 @@ def erm_and_post_hoc(data: dict, args: argparse.Namespace, seed: int, workdir: P
     # CMA-guided unit scaling: α and the share of units chosen on held-out accuracy
     cmap = ComponentMap.for_model(model.model)
     grid = [(a, p) for a in ((0.0, 0.5) if args.quick else (0.0, 0.5, 0.9)) for p in (0.5, 2.0)]
-    best = None
+    rows = []
     for alpha, top in grid:
         units = TopCMAUnits(str(neurons), top_percent=top).resolve(cmap)
         with scaled_units(model.model, units, alpha, position=0):
@@ -390,9 +393,8 @@ def erm_and_post_hoc(data: dict, args: argparse.Namespace, seed: int, workdir: P
                 data,
                 *(predict(model, tokenizer, d, args.max_length)[0] for d in (data["heldout"], data["hans"])),
             )
-        if best is None or s["heldout"] > best["scores"]["heldout"]:
-            best = {"scores": s, "params": {"alpha": alpha, "top_percent": top}, "bias": {}}
-    results["CMA unit scaling"] = best
+        rows.append({"scores": s, "params": {"alpha": alpha, "top_percent": top}, "bias": {}})
+    results["CMA unit scaling"] = chosen(rows)
 
     if seed == 0 and args.save_erm is not None:
         import shutil
@@ -439,20 +441,24 @@ def run_seed(
         grid = methods[method]
         if args.methods and method not in args.methods:
             continue
-        best = None
+        rows = []
         for params, edit in grid:
             t0 = time.time()
             config = base_config(data, args, seed, f"m{len(results)}_s{seed}")
             edit(config)
             cli = fit(config, workdir)
             s, _, head = evaluate(cli, data, args)
-            row = {"scores": s, "params": params, "bias": bias_quality(cli.datamodule, head, data)}
+            rows.append({"scores": s, "params": params, "bias": bias_quality(cli.datamodule, head, data)})
             print(f"[bench] seed {seed} {method} {params}: {s} ({time.time() - t0:.0f} s)", flush=True)
-            if best is None or s["heldout"] > best["scores"]["heldout"]:
-                best = row
-        results[method] = best
+        results[method] = chosen(rows)
         done(results)
     return results
+
+
+def chosen(rows: list[dict]) -> dict:
+    """The grid point with the best held-out accuracy; every point is kept under ``grid`` (trade-off plot)."""
+    best = max(rows, key=lambda r: r["scores"]["heldout"])
+    return {**best, "grid": [{"params": r["params"], "scores": r["scores"]} for r in rows]}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -484,6 +490,22 @@ def targets(summary: dict) -> dict[str, Any]:
     return met
 
 
+def tradeoff(per_seed: list[dict]) -> dict[str, list[dict[str, Any]]]:
+    """Method -> every configuration it ran (its grid, or its one run), scores averaged over seeds: the
+    points of the trade-off plot between held-out accuracy and the bias-sensitive sets."""
+    points = {}
+    for method in per_seed[0]:
+        grids = [r[method].get("grid", [r[method]]) for r in per_seed]
+        points[method] = [
+            {
+                "params": point["params"],
+                "scores": {k: statistics.fmean(g[i]["scores"][k] for g in grids) for k in SETS},
+            }
+            for i, point in enumerate(grids[0])
+        ]
+    return points
+
+
 def markdown(summary: dict, per_seed: list[dict], payload: dict) -> str:
     head = (
         "| method | held-out | high overlap | low overlap | hard | HANS-style non-ent | HANS-style ent "
@@ -504,6 +526,17 @@ def markdown(summary: dict, per_seed: list[dict], payload: dict) -> str:
             else "—"
         )
         lines.append(f"| {method} | {cells} | {params} | {quality} |")
+    lines += ["", "Every configuration run (the trade-off plot's points; mean over seeds):", ""]
+    lines += ["| method | configuration | held-out | hard | HANS-style non-ent | HANS-style ent |"]
+    lines += ["|---|---|---:|---:|---:|---:|"]
+    for method, points in payload["tradeoff"].items():
+        for point in points:
+            params = ", ".join(f"{k} {v:g}" for k, v in point["params"].items()) or "—"
+            cells = " | ".join(
+                f"{100 * point['scores'][k]:.1f}"
+                for k in ("heldout", "hard", "hans_non_entailment", "hans_entailment")
+            )
+            lines.append(f"| {method} | {params} | {cells} |")
     met = payload["targets"]
     lines += [
         "",
@@ -535,9 +568,61 @@ def plot(summary: dict, path: Path, title: str) -> None:
         )
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(SETS))], SETS)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 150), fontsize=9)
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
+    save_png(fig, path)
+    plt.close(fig)
+
+
+def plot_tradeoff(points: dict[str, list[dict]], path: Path, title: str) -> None:
+    """Held-out accuracy against the hard subset and HANS-style non-entailment, one marker per
+    configuration (a method's grid joined by a line), the targets' regions shaded; a hollow marker has
+    HANS-style entailment below 50 %."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from debiaslit.utils.files import save_png
+
+    erm = points["ERM"][0]["scores"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, key, gain in ((axes[0], "hard", 10), (axes[1], "hans_non_entailment", 15)):
+        x0, y0 = 100 * erm["heldout"], 100 * erm[key]
+        ax.fill_between([x0 - 1, 100], y0 + gain, 100, color="tab:green", alpha=0.15, zorder=0)
+        ax.axvline(x0, color="black", linewidth=0.8)
+        ax.axhline(y0, color="black", linewidth=0.8)
+        for i, (method, pts) in enumerate(points.items()):
+            color = f"C{i % 10}"
+            xs = [100 * p["scores"]["heldout"] for p in pts]
+            ys = [100 * p["scores"][key] for p in pts]
+            if len(pts) > 1:
+                ax.plot(xs, ys, color=color, linewidth=0.8)
+            for x, y, p in zip(xs, ys, pts, strict=True):
+                hollow = p["scores"]["hans_entailment"] < 0.5
+                marker, size = ("*", 150) if method == "ERM" else ("o", 36)
+                ax.scatter(
+                    x,
+                    y,
+                    s=size,
+                    marker=marker,
+                    color=color,
+                    facecolors="none" if hollow else color,
+                    label=method,
+                    zorder=4 if method == "ERM" else 3,
+                )
+        ax.set_xlabel("held-out accuracy (%)")
+        ax.set_ylabel(f"{key} accuracy (%)")
+        held = [100 * p["scores"]["heldout"] for pts in points.values() for p in pts]
+        ax.set_xlim(min(held) - 2, max(held) + 2)
+        ax.set_ylim(-3, 103)
+        ax.set_title(f"target: ≥ +{gain} pts at ≤ 1 pt held-out cost (green)", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    fig.legend(unique.values(), unique.keys(), fontsize=7, loc="lower center", ncol=5)
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
+    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
     save_png(fig, path)
     plt.close(fig)
 
@@ -639,6 +724,7 @@ def write_reports(
         "per_seed": per_seed,
         "summary": summary,
         "targets": targets(summary),
+        "tradeoff": tradeoff(per_seed),
         "seconds": time.time() - start,
         "machine": device,
     }
@@ -648,6 +734,7 @@ def write_reports(
     table = markdown(summary, per_seed, payload)
     write_text_atomic(args.out / f"{stem}.md", table + "\n")
     plot(summary, args.out / f"{stem}.png", payload["title"])
+    plot_tradeoff(payload["tradeoff"], args.out / f"{stem}_tradeoff.png", payload["title"])
     return table
 
 
