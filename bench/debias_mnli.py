@@ -594,7 +594,7 @@ def plot_tradeoff(points: dict[str, list[dict]], path: Path, title: str) -> None
         ax.axvline(x0, color="black", linewidth=0.8)
         ax.axhline(y0, color="black", linewidth=0.8)
         for i, (method, pts) in enumerate(points.items()):
-            color = f"C{i % 10}"
+            color = plt.get_cmap("tab20")(i % 20)  # 13+ methods: more colours than C0..C9
             xs = [100 * p["scores"]["heldout"] for p in pts]
             ys = [100 * p["scores"][key] for p in pts]
             if len(pts) > 1:
