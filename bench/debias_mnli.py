@@ -506,6 +506,11 @@ def tradeoff(per_seed: list[dict]) -> dict[str, list[dict[str, Any]]]:
     return points
 
 
+def describe(params: dict[str, float]) -> str:
+    """A configuration as the tables show it: ``alpha 0.5, top_percent 2``, or a dash for none."""
+    return ", ".join(f"{k} {v:g}" for k, v in params.items()) or "—"
+
+
 def markdown(summary: dict, per_seed: list[dict], payload: dict) -> str:
     head = (
         "| method | held-out | high overlap | low overlap | hard | HANS-style non-ent | HANS-style ent "
@@ -518,7 +523,7 @@ def markdown(summary: dict, per_seed: list[dict], payload: dict) -> str:
             for k in SETS
         )
         first = per_seed[0][method]
-        params = ", ".join(f"{k} {v:g}" for k, v in first["params"].items()) or "—"
+        params = describe(first["params"])
         bias = first["bias"]
         quality = (
             f"{100 * bias['heldout_acc']:.1f} / {bias.get('heldout_ece', float('nan')):.3f}"
@@ -531,7 +536,7 @@ def markdown(summary: dict, per_seed: list[dict], payload: dict) -> str:
     lines += ["|---|---|---:|---:|---:|---:|"]
     for method, points in payload["tradeoff"].items():
         for point in points:
-            params = ", ".join(f"{k} {v:g}" for k, v in point["params"].items()) or "—"
+            params = describe(point["params"])
             cells = " | ".join(
                 f"{100 * point['scores'][k]:.1f}"
                 for k in ("heldout", "hard", "hans_non_entailment", "hans_entailment")
